@@ -1,0 +1,1 @@
+"""Subcommands of the ``d2a`` CLI, one module each (see ``engine.cli.SUBCOMMANDS``)."""
