@@ -28,7 +28,7 @@ app: setup
 	$(BIN)/d2a-desktop
 
 lint: setup
-	$(BIN)/ruff check engine d2a_desktop tests benchmarks scripts
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
 test: lint
