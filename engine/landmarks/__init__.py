@@ -1,0 +1,56 @@
+"""Facial landmarks: one detector interface over several backends, a shared schema, alignment, heatmaps, smoothing.
+
+>>> det = create_detector("mediapipe", video_mode=False)
+>>> d = det.detect(image_rgb_uint8)      # Detection(points [478, 2] px, found, confidence, box)
+
+Backends (imported lazily): "mediapipe" (default, 478 points), "dlib" (68 points, optional extra ``[dlib]``),
+"face-alignment" (68 points, optional extra ``[face-alignment]``; needs its weights in the torch hub cache).
+The submodules ``schema``, ``align``, ``heatmaps`` and ``smoothing`` are importable without any backend.
+"""
+
+from __future__ import annotations
+
+from engine.landmarks.base import Detection, DetectorConfig, LandmarkDetector
+
+BACKENDS = ("mediapipe", "dlib", "face-alignment")
+
+__all__ = ["BACKENDS", "Detection", "DetectorConfig", "LandmarkDetector", "create_detector"]
+
+
+def create_detector(
+    backend: str = "mediapipe",
+    *,
+    video_mode: bool = False,
+    max_faces: int = 3,
+    min_detection_confidence: float = 0.5,
+    min_tracking_confidence: float = 0.5,
+    **kw,
+) -> LandmarkDetector:
+    """A landmark detector.
+
+    backend:    "mediapipe" (478 points, default), "dlib" (68) or "face-alignment" (68; alias "fa").
+    video_mode: consecutive calls are frames of one video: track and keep following the same face.
+    max_faces:  faces considered per image; the largest one is returned (in video mode: the tracked one).
+    kw:         backend-specific options (dlib: ``predictor_path``; face-alignment: ``device``).
+    """
+    config = DetectorConfig(
+        video_mode=video_mode,
+        max_faces=max_faces,
+        min_detection_confidence=min_detection_confidence,
+        min_tracking_confidence=min_tracking_confidence,
+        extra=dict(kw),
+    )
+    name = backend.lower().replace("_", "-")
+    if name == "mediapipe":
+        from engine.landmarks.mediapipe_backend import MediapipeDetector
+
+        return MediapipeDetector(config)
+    if name == "dlib":
+        from engine.landmarks.dlib_backend import DlibDetector
+
+        return DlibDetector(config)
+    if name in ("face-alignment", "fa", "facealignment"):
+        from engine.landmarks.fa_backend import FaceAlignmentDetector
+
+        return FaceAlignmentDetector(config)
+    raise ValueError(f"unknown landmark backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -1,0 +1,207 @@
+"""The landmark schema shared by every backend: the 478-point mediapipe mesh, its iBUG-68 subset and region groups.
+
+Conventions
+-----------
+* Points are ``(x, y)`` in pixels of the image they were detected on (x to the right, y down).
+* **Left and right are the subject's**, as in mediapipe and in the iBUG annotation: the subject's *right* eye
+  appears on the *image left* of a non-mirrored photo. ``RIGHT_EYE`` therefore holds the eye with the smaller x on
+  a frontal, non-mirrored photo, and the iBUG points 36-41 are that eye.
+* The full layout is the mediapipe face mesh with refined irises: indices 0-467 are the mesh, 468-472 the subject's
+  right iris (centre 468, then four points on the iris rim) and 473-477 the subject's left iris (centre 473).
+* ``IBUG68`` picks, for each of the 68 iBUG/300-W points, the mesh vertex that sits at the same anatomical place,
+  so a 478-point detection can be compared with (or replaced by) a 68-point one (dlib, face-alignment):
+  ``to_ibug68(points)`` is that selection for 478 points and the identity for 68 points.
+
+iBUG-68 order (image-left to image-right on a frontal, non-mirrored face):
+  0-16 jaw contour from the subject's right ear level over the chin (8) to the left ear level;
+  17-21 subject's right brow (outer to inner), 22-26 left brow (inner to outer);
+  27-30 nose bridge from between the eyes down to the tip, 31-35 lower nose from the right nostril to the left;
+  36-41 right eye (outer corner, upper lid x2, inner corner, lower lid x2), 42-47 left eye (inner corner first);
+  48-59 outer lip contour clockwise from the right mouth corner (51 top centre, 54 left corner, 57 bottom centre);
+  60-67 inner lip contour (60 right inner corner, 62 top centre, 64 left inner corner, 66 bottom centre).
+
+The "face" set used for heatmaps and region controls is the 68 subset followed by the 10 iris points (78 points).
+``REGIONS`` indexes the 478 layout; ``FACE_REGIONS`` indexes positions inside the 78-point face set;
+``IBUG_REGIONS`` indexes positions inside a 68-point array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NUM_POINTS = 478  # mediapipe face mesh with refined irises
+NUM_MESH_POINTS = 468  # the mesh without irises
+NUM_IBUG = 68
+
+# fmt: off
+IBUG68 = np.array([
+    # jaw 0-16: subject's right (image left) -> chin (8) -> subject's left
+    234, 93, 132, 58, 172, 136, 150, 176, 152, 400, 379, 365, 397, 288, 361, 323, 454,
+    # right brow 17-21 (outer -> inner), left brow 22-26 (inner -> outer); upper brow edge
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    # nose bridge 27-30 (top -> tip), lower nose 31-35 (right nostril -> left nostril)
+    168, 197, 5, 1, 98, 97, 2, 326, 327,
+    # right eye 36-41: outer corner, upper lid (outer, inner), inner corner, lower lid (inner, outer)
+    33, 160, 158, 133, 153, 144,
+    # left eye 42-47: inner corner, upper lid (inner, outer), outer corner, lower lid (outer, inner)
+    362, 385, 387, 263, 373, 380,
+    # outer lips 48-59: right corner, upper lip to the left corner (54), lower lip back
+    61, 40, 37, 0, 267, 270, 291, 321, 405, 17, 181, 91,
+    # inner lips 60-67: right inner corner, upper inner lip, left inner corner (64), lower inner lip
+    78, 81, 13, 311, 308, 402, 14, 178,
+], dtype=np.int64)
+# fmt: on
+
+RIGHT_IRIS = np.arange(468, 473, dtype=np.int64)  # subject's right iris: centre, then 4 rim points
+LEFT_IRIS = np.arange(473, 478, dtype=np.int64)  # subject's left iris: centre, then 4 rim points
+IRISES = np.concatenate([RIGHT_IRIS, LEFT_IRIS])
+
+# Named points (indices into the 478 layout). Subject's left/right.
+RIGHT_IRIS_CENTER = 468
+LEFT_IRIS_CENTER = 473
+RIGHT_EYE_OUTER = 33
+RIGHT_EYE_INNER = 133
+LEFT_EYE_INNER = 362
+LEFT_EYE_OUTER = 263
+NOSE_TIP = 1
+NOSE_BRIDGE = 168
+CHIN = 152
+MOUTH_RIGHT = 61  # subject's right mouth corner (image left)
+MOUTH_LEFT = 291
+UPPER_LIP_TOP = 0  # outer upper lip, centre
+LOWER_LIP_BOTTOM = 17  # outer lower lip, centre
+UPPER_LIP_INNER = 13  # inner upper lip, centre
+LOWER_LIP_INNER = 14  # inner lower lip, centre
+RIGHT_EYE_UPPER_LID = 159  # centre of the right upper eyelid
+RIGHT_EYE_LOWER_LID = 145
+LEFT_EYE_UPPER_LID = 386
+LEFT_EYE_LOWER_LID = 374
+RIGHT_BROW_CENTER = 105
+LEFT_BROW_CENTER = 334
+RIGHT_FACE_EDGE = 234  # widest contour point on the subject's right (image left)
+LEFT_FACE_EDGE = 454
+FOREHEAD_TOP = 10
+
+# Full eye contours (16 points each, mesh order: lower lid outer->inner, upper lid outer->inner).
+RIGHT_EYE = np.array([33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173], dtype=np.int64)
+LEFT_EYE = np.array([263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398], dtype=np.int64)
+
+# Positions of the eye centres / key points inside the 68-point layout.
+IBUG_RIGHT_EYE = np.arange(36, 42)
+IBUG_LEFT_EYE = np.arange(42, 48)
+IBUG_RIGHT_EYE_OUTER = 36
+IBUG_LEFT_EYE_OUTER = 45
+IBUG_MOUTH_RIGHT = 48
+IBUG_MOUTH_LEFT = 54
+IBUG_NOSE_TIP = 30
+IBUG_CHIN = 8
+
+IBUG_REGIONS: dict[str, np.ndarray] = {
+    "jaw": np.arange(0, 17),
+    "brows": np.arange(17, 27),
+    "nose": np.arange(27, 36),
+    "eyes": np.arange(36, 48),
+    "mouth": np.arange(48, 68),
+}
+
+# Positions inside the 78-point "face" set (the 68 subset, then the 10 iris points).
+NUM_FACE_POINTS = NUM_IBUG + len(IRISES)
+FACE_REGIONS: dict[str, np.ndarray] = {
+    "face": np.arange(NUM_FACE_POINTS),
+    **IBUG_REGIONS,
+    "irises": np.arange(NUM_IBUG, NUM_FACE_POINTS),
+}
+
+# Indices into the 478 layout.
+REGIONS: dict[str, np.ndarray] = {
+    "face": np.concatenate([IBUG68, IRISES]),
+    "jaw": IBUG68[IBUG_REGIONS["jaw"]],
+    "brows": IBUG68[IBUG_REGIONS["brows"]],
+    "eyes": np.concatenate([RIGHT_EYE, LEFT_EYE]),
+    "irises": IRISES,
+    "nose": IBUG68[IBUG_REGIONS["nose"]],
+    "mouth": IBUG68[IBUG_REGIONS["mouth"]],
+}
+FACE = REGIONS["face"]
+
+# The region groups (without the all-points "face" group) in a fixed order, for per-region heatmaps and controls.
+GROUP_NAMES: tuple[str, ...] = ("jaw", "brows", "eyes", "irises", "nose", "mouth")
+
+# iBUG-68 left/right mirror permutation: flipped[i] = points[IBUG68_MIRROR[i]] after negating x.
+# fmt: off
+IBUG68_MIRROR = np.array(
+    list(range(16, -1, -1))                                  # jaw
+    + list(range(26, 16, -1))                                # brows
+    + [27, 28, 29, 30, 35, 34, 33, 32, 31]                    # nose
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]        # eyes
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]        # outer lips
+    + [64, 63, 62, 61, 60, 67, 66, 65],                       # inner lips
+    dtype=np.int64,
+)
+# fmt: on
+
+
+def to_ibug68(points):
+    """The 68-point iBUG view of a landmark array.
+
+    ``points``: ``[..., 478, 2]`` (mediapipe layout), ``[..., 78, 2]`` (the face set) or ``[..., 68, 2]`` (already
+    iBUG, returned unchanged), numpy or torch. Returns ``[..., 68, 2]`` of the same type.
+    """
+    k = points.shape[-2]
+    if k == NUM_IBUG:
+        return points
+    if k == NUM_POINTS:
+        idx = IBUG68
+    elif k == NUM_FACE_POINTS:
+        idx = np.arange(NUM_IBUG)
+    else:
+        raise ValueError(f"to_ibug68 expects 478, 78 or 68 points, got {k} (shape {tuple(points.shape)})")
+    if isinstance(points, np.ndarray):
+        return points[..., idx, :]
+    import torch
+
+    return points[..., torch.as_tensor(idx, device=points.device), :]
+
+
+def to_face(points):
+    """The 78-point face set (iBUG-68 subset + 10 iris points) of a ``[..., 478, 2]`` array (numpy or torch)."""
+    k = points.shape[-2]
+    if k == NUM_FACE_POINTS:
+        return points
+    if k != NUM_POINTS:
+        raise ValueError(f"to_face expects 478 (or 78) points, got {k}")
+    if isinstance(points, np.ndarray):
+        return points[..., FACE, :]
+    import torch
+
+    return points[..., torch.as_tensor(FACE, device=points.device), :]
+
+
+def region_groups(num_points: int) -> dict[str, np.ndarray]:
+    """Region groups (``GROUP_NAMES`` order) as indices into an array of ``num_points`` = 478, 78 or 68 points.
+
+    With 68 points the "irises" group is absent (iBUG has no irises).
+    """
+    if num_points == NUM_POINTS:
+        table = REGIONS
+    elif num_points == NUM_FACE_POINTS:
+        table = FACE_REGIONS
+    elif num_points == NUM_IBUG:
+        table = IBUG_REGIONS
+    else:
+        raise ValueError(f"no region table for {num_points} points (expected 478, 78 or 68)")
+    return {name: table[name] for name in GROUP_NAMES if name in table}
+
+
+def eye_centers(points):
+    """Subject's (right, left) eye centres ``([..., 2], [..., 2])`` from 478, 78 or 68 points (numpy or torch).
+
+    With irises (478 or 78 points) these are the iris centres; with 68 points the mean of each eye's six points.
+    """
+    k = points.shape[-2]
+    if k == NUM_POINTS:
+        return points[..., RIGHT_IRIS_CENTER, :], points[..., LEFT_IRIS_CENTER, :]
+    if k == NUM_FACE_POINTS:
+        return points[..., NUM_IBUG, :], points[..., NUM_IBUG + 5, :]
+    p = to_ibug68(points)
+    return p[..., 36:42, :].mean(-2), p[..., 42:48, :].mean(-2)
