@@ -1,0 +1,641 @@
+"""The Animator: the one object that turns driver landmarks into animated frames of a source portrait.
+
+The CLI (``d2a animate``/``eval``/``demo``) and the desktop app drive the same object::
+
+    anim = Animator(load_bundle(), device="cpu")
+    anim.set_source(image_uint8 | ws | seed)          # an image is inverted into W+ first
+    anim.calibrate(neutral_driver_points)             # relative mode: the driver's neutral reference
+    frame = anim.step(driver_points)                  # uint8 [H, W, 3]; None (no face) -> last good output
+
+One step (see ``step_timed`` for the per-stage timing)::
+
+    driver points [478, 2] px --(One-Euro, optional)--> target points in the source frame
+        relative: target = src + A (driver - reference)   A = scale * rotation fitted reference -> source
+        absolute: target = S(driver)                       S = similarity fitted driver -> source (the paper)
+    FAN(heatmaps(src, target)) -> dw [1, num_ws, w_dim]
+    dw -> bank coefficients (least squares over the direction bank) -> region masks and pose/expr gains
+    ws = ws_source + dw + sliders -> backend(ws) -> uint8 frame
+
+Region masks and gains act on dw through the direction bank (``bundle.directions_info``: each direction has a
+``group`` "pose"/"expression" and a landmark ``region``). The bundle's FAN predicts coefficients over the bank
+(``FANConfig.output="coeffs"``), so dw = c @ D exactly and masking is a per-coefficient weight; for a FAN that
+predicts the full dw, dw is split as ``dw = D c + r`` (least squares over the bank, residual r kept as is). A
+disabled region zeroes the coefficients of its directions (pose directions -> "pose"; expression directions by
+their clustering region -> "eyes", "mouth", "brows"); the pose gain scales the pose-group coefficients and the
+expression gain the expression-group ones. Masking in latent space (rather than freezing landmarks before the FAN)
+works for pose too, which has no clean 2-D landmark mask, and the FAN always sees complete landmark sets (its
+training distribution).
+
+Disentangled driving (``drive_disentangled``) uses the same split: the pose-group coefficients of the first
+driver plus the expression-group coefficients (and residual) of the second driver — one FAN, masked dw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+REGION_NAMES = ("pose", "eyes", "mouth", "brows")
+STAGES = ("align+heatmaps", "fan", "generator", "convert")
+
+
+def _default_regions() -> dict[str, bool]:
+    return {name: True for name in REGION_NAMES}
+
+
+@dataclass
+class AnimatorConfig:
+    """Live-tunable settings of the Animator (mutable; a change takes effect at the next step)."""
+
+    mode: str = "relative"  # "relative" (driver motion vs its calibrated reference) | "absolute" (paper)
+    pose_gain: float = 1.0  # scale of the pose-group part of dw
+    expr_gain: float = 1.0  # scale of the expression-group part of dw
+    regions: dict[str, bool] = field(default_factory=_default_regions)  # pose / eyes / mouth / brows on-off
+    smoothing: float = 0.0  # One-Euro strength on the driver points: 0 = off, 1 = strong
+    interpolate: int = 0  # in-between frames per step, by linear interpolation of dw (see step_frames)
+
+    def validate(self) -> None:
+        """Raise ValueError on an invalid setting."""
+        if self.mode not in ("relative", "absolute"):
+            raise ValueError(f"mode must be 'relative' or 'absolute', got {self.mode!r}")
+        unknown = set(self.regions) - set(REGION_NAMES)
+        if unknown:
+            raise ValueError(f"unknown regions {sorted(unknown)}; known: {list(REGION_NAMES)}")
+        if self.smoothing < 0:
+            raise ValueError("smoothing must be >= 0")
+        if self.interpolate < 0:
+            raise ValueError("interpolate must be >= 0")
+
+
+class SynthesisBackend(Protocol):
+    """Anything that renders W+ codes: ``backend(ws [N, num_ws, w_dim]) -> images``.
+
+    Accepted outputs: a float tensor/array [N, 3, H, W] in about [-1, 1], or uint8 [N, H, W, 3].
+    """
+
+    def __call__(self, ws: torch.Tensor) -> Any: ...
+
+
+class TorchBackend:
+    """The default backend: the generator's own ``synthesis`` in torch eager mode (no grad, constant noise)."""
+
+    def __init__(self, generator: torch.nn.Module) -> None:
+        self.generator = generator
+
+    def __call__(self, ws: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        with torch.inference_mode():
+            return self.generator.synthesis(ws, noise_mode="const")
+
+
+def frames_to_uint8(img: Any) -> np.ndarray:
+    """Backend output -> uint8 RGB [N, H, W, 3]: float [N, 3, H, W] in ~[-1, 1] or already uint8 NHWC."""
+    if not isinstance(img, np.ndarray):
+        img = img.detach().float().cpu().numpy()
+    if img.dtype == np.uint8:
+        if img.ndim != 4 or img.shape[-1] != 3:
+            raise ValueError(f"uint8 backend output must be [N, H, W, 3], got {img.shape}")
+        return img
+    if img.ndim != 4 or img.shape[1] != 3:
+        raise ValueError(f"float backend output must be [N, 3, H, W], got {img.shape}")
+    x = np.clip(np.rint((img.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+# ----------------------------------------------------------------------------------------------- geometry helpers
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares similarity (Umeyama) with ``dst ≈ src @ A.T + b``; returns (A [2, 2] = s R, b [2])."""
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    cov = xd.T @ xs / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt)) or 1.0
+    corr = np.diag([1.0, d])
+    rot = u @ corr @ vt
+    var_s = (xs**2).sum() / len(src)
+    scale = float((sig * np.diag(corr)).sum() / max(var_s, 1e-12))
+    a = scale * rot
+    b = mu_d - a @ mu_s
+    return a, b
+
+
+def relative_target(
+    source: np.ndarray, driver: np.ndarray, reference: np.ndarray, stable: np.ndarray | None = None
+) -> np.ndarray:
+    """Relative motion: ``source + A (driver - reference)`` with A = scale·rotation fitted reference -> source.
+
+    All points [K, 2] pixels; ``stable`` selects the point indices used for the fit (None: all).
+    """
+    idx = slice(None) if stable is None else stable
+    a, _ = fit_similarity(reference[idx], source[idx])
+    return (source + (driver - reference) @ a.T).astype(np.float32)
+
+
+def absolute_target(source: np.ndarray, driver: np.ndarray, stable: np.ndarray | None = None) -> np.ndarray:
+    """Absolute mode (the paper): the driver's points moved into the source frame by a similarity fit."""
+    idx = slice(None) if stable is None else stable
+    a, b = fit_similarity(driver[idx], source[idx])
+    return (driver @ a.T + b).astype(np.float32)
+
+
+def _interocular(points: np.ndarray) -> float:
+    try:
+        from engine.landmarks import align
+
+        return float(align.interocular(points))
+    except (ImportError, AttributeError):
+        # mediapipe outer eye corners 33 / 263
+        return float(np.linalg.norm(points[33] - points[263]))
+
+
+def neutral_scores(frames: list[np.ndarray]) -> np.ndarray:
+    """How far each driver frame is from neutral (lower = more neutral); used by ``auto_calibrate``.
+
+    Criterion (per frame, all terms in inter-ocular units after a similarity alignment to the first frame):
+    distance of the frame's aligned landmarks to the per-point median of all frames (people look neutral most of
+    the time, so the median shape is a robust neutral estimate) + 2 x mouth opening (inner lips 13/14) +
+    |roll| (eye-line angle, radians) + yaw asymmetry |d(nose, left eye) - d(nose, right eye)| / inter-ocular.
+    """
+    pts = [np.asarray(p, np.float64) for p in frames]
+    ref = pts[0]
+    aligned = []
+    for p in pts:
+        a, b = fit_similarity(p, ref)
+        aligned.append(p @ a.T + b)
+    aligned_arr = np.stack(aligned)
+    median = np.median(aligned_arr, axis=0)
+    iod = max(_interocular(ref), 1e-6)
+    scores = []
+    for raw, al in zip(pts, aligned_arr):
+        shape = float(np.linalg.norm(al - median, axis=1).mean()) / iod
+        eye_iod = max(_interocular(raw), 1e-6)
+        mouth = float(np.linalg.norm(raw[13] - raw[14])) / eye_iod
+        dx, dy = raw[263] - raw[33]
+        roll = abs(float(np.arctan2(dy, dx)))
+        yaw = abs(float(np.linalg.norm(raw[1] - raw[33]) - np.linalg.norm(raw[1] - raw[263]))) / eye_iod
+        scores.append(shape + 2.0 * mouth + roll + yaw)
+    return np.asarray(scores)
+
+
+# ----------------------------------------------------------------------------------------------- the animator
+
+
+class Animator:
+    """Animate a source portrait from driver landmarks with a bundle (generator + direction bank + FAN).
+
+    Attributes used by the app: ``config`` (AnimatorConfig, mutable), ``sliders`` (dict[int, float]: manual
+    offsets along ``bundle.directions[i]``), ``source_image`` (uint8 [H, W, 3], the generator's rendering of the
+    source code), ``source_points`` (float32 [478, 2] px, detected on ``source_image``), ``source_ws``
+    ([1, num_ws, w_dim]), ``reference_points`` (the calibrated driver reference or None), ``last_frame``.
+    """
+
+    def __init__(
+        self,
+        bundle: Any = None,  # a loaded Bundle, a bundle folder path, or None for the embedded default
+        *,
+        device: str = "cpu",  # torch device of the generator and the FAN
+        generator: torch.nn.Module | None = None,  # override the bundle's generator (e.g. a fine-tuned copy)
+        config: AnimatorConfig | None = None,  # initial settings (mutable later through .config)
+        backend: Callable[[Any], Any] | None = None,  # ws -> images; default TorchBackend(generator)
+    ) -> None:
+        import torch
+
+        from engine.bundle import load_bundle
+
+        if bundle is None or isinstance(bundle, (str, Path)):
+            bundle = load_bundle(bundle)
+        self.bundle = bundle
+        self.device = torch.device(device)
+        self.generator = generator if generator is not None else bundle.generator(device)
+        self.generator.eval()
+        self.backend = backend if backend is not None else TorchBackend(self.generator)
+        self.config = config if config is not None else AnimatorConfig()
+        self.config.validate()
+        self.fan = bundle.fan.to(self.device).eval()
+        self.directions = bundle.directions.to(self.device, torch.float32)  # [n, num_ws, w_dim]
+        self.sliders: dict[int, float] = {}
+        self.source_ws: torch.Tensor | None = None
+        self.source_image: np.ndarray | None = None
+        self.source_input: np.ndarray | None = None
+        self.source_points: np.ndarray | None = None
+        self.reference_points: np.ndarray | None = None
+        self.last_frame: np.ndarray | None = None
+        self.last_dw: torch.Tensor | None = None
+        self.last_inbetweens: list[np.ndarray] = []
+        self.last_timings: dict[str, float] = {}
+        self.inversion: Any = None
+        self._lock = threading.RLock()
+        self._detector: Any = None
+        self._filter: Any = None
+        self._filter_strength: float = 0.0
+        self._t_auto = 0.0
+        self._fan_cfg: Any = None
+        self._build_bank()
+
+    # ------------------------------------------------------------------------------------------- bank / masks
+    def _build_bank(self) -> None:
+        import torch
+
+        n = self.directions.shape[0]
+        info = list(getattr(self.bundle, "directions_info", None) or [{} for _ in range(n)])
+        if len(info) != n:
+            raise ValueError(f"bundle has {n} directions but {len(info)} directions_info entries")
+        self.direction_regions: list[str] = [_toggle_of(d) for d in info]
+        self.direction_groups: list[str] = ["pose" if r == "pose" else "expression" for r in self.direction_regions]
+        fan_cfg = getattr(self.fan, "config", None)
+        fan_bank = getattr(self.fan, "bank", None)
+        self._coeff_fan = (
+            fan_cfg is not None and getattr(fan_cfg, "output", "") == "coeffs" and fan_bank is not None
+            and fan_bank.shape[0] == n and hasattr(self.fan, "forward_coeffs")
+        )
+        if self._coeff_fan:
+            # the FAN predicts coefficients over the bank: dw = c @ basis exactly, no projection needed
+            pad = fan_bank.new_zeros(n, self.directions.shape[1] - fan_bank.shape[1], fan_bank.shape[2])
+            self._basis = torch.cat([fan_bank, pad], 1).reshape(n, -1).float().to(self.device)
+            self._basis_pinv = None
+        else:
+            self._basis = self.directions.reshape(n, -1).float()  # [n, L*C]
+            self._basis_pinv = torch_pinv(self._basis) if n else None
+
+    def _split(self, dw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """dw [N, L, C] -> (bank coefficients c [N, n], residual r [N, L, C]) with dw = c @ D + r."""
+        n = self.directions.shape[0]
+        flat = dw.reshape(dw.shape[0], -1)
+        if n == 0:
+            return flat.new_zeros(dw.shape[0], 0), dw
+        if self._basis_pinv is None:
+            pinv = torch_pinv(self._basis)
+            self._basis_pinv = pinv
+        c = flat @ self._basis_pinv.T  # [N, n]
+        r = flat - c @ self._basis
+        return c, r.reshape(dw.shape)
+
+    def _join(self, c: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
+        """Coefficients [N, n] (+ residual [N, L, C]) -> dw [N, L, C]."""
+        dw = (c @ self._basis).reshape(c.shape[0], *self.directions.shape[1:])
+        return dw if r is None else dw + r
+
+    def _weights(self, pose_gain: float, expr_gain: float, regions: dict[str, bool]) -> torch.Tensor:
+        import torch
+
+        w = []
+        for reg, grp in zip(self.direction_regions, self.direction_groups):
+            on = regions.get(reg, True)
+            gain = pose_gain if grp == "pose" else expr_gain
+            w.append(gain if on else 0.0)
+        return torch.tensor(w, dtype=torch.float32, device=self.device)
+
+    def _modulate(self, c: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
+        """Region masks and gains on the bank coefficients c [N, n] -> dw [N, L, C] (residual r kept as is)."""
+        cfg = self.config
+        w = self._weights(cfg.pose_gain, cfg.expr_gain, cfg.regions)
+        return self._join(c * w, r)
+
+    def _slider_offset(self) -> torch.Tensor | None:
+        active = {int(i): float(v) for i, v in self.sliders.items() if v}
+        if not active:
+            return None
+        n = self.directions.shape[0]
+        bad = [i for i in active if not 0 <= i < n]
+        if bad:
+            raise IndexError(f"slider indices {bad} out of range: the bank has {n} directions")
+        off = sum(v * self.directions[i] for i, v in active.items())
+        return off.unsqueeze(0)
+
+    def reset_sliders(self) -> None:
+        """Remove every manual offset."""
+        self.sliders.clear()
+
+    # ------------------------------------------------------------------------------------------- source
+    def _detect(self, image: np.ndarray) -> Any:
+        if self._detector is None:
+            from engine.landmarks import create_detector
+
+            self._detector = create_detector("mediapipe", video_mode=False)
+        return self._detector.detect(image)
+
+    def render(self, ws: torch.Tensor) -> np.ndarray:
+        """Render W+ codes [N, num_ws, w_dim] through the backend -> uint8 [N, H, W, 3]."""
+        return frames_to_uint8(self.backend(ws.to(self.device)))
+
+    def set_source(
+        self,
+        source: np.ndarray | torch.Tensor | int,
+        *,
+        steps: int = 300,
+        progress: Callable[[int, int, float], None] | None = None,
+        cancel: threading.Event | None = None,
+        **invert_kwargs: Any,
+    ) -> None:
+        """Choose the portrait to animate.
+
+        ``source``: an RGB uint8 image [H, W, 3] (inverted into W+ with ``engine.inversion.invert``; ``steps``,
+        ``progress(step, total, loss)`` and ``cancel`` are passed on), a W+ code [num_ws, w_dim] or
+        [1, num_ws, w_dim], or an int seed (FaceWorld/StyleGAN2 ``mapping`` of a seeded z).
+        Raises ValueError when no face is found on the rendered source.
+        """
+        import torch
+
+        g = self.generator
+        self.source_input = None
+        self.inversion = None
+        if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
+            ws = ws_from_seed(g, int(source), device=self.device)
+        elif isinstance(source, torch.Tensor):
+            ws = source.detach().to(self.device, torch.float32)
+            if ws.ndim == 2:
+                ws = ws.unsqueeze(0)
+            if ws.shape[1:] != (g.num_ws, g.w_dim) or ws.shape[0] != 1:
+                raise ValueError(f"source ws must be [1, {g.num_ws}, {g.w_dim}], got {tuple(source.shape)}")
+        elif isinstance(source, np.ndarray):
+            if source.dtype != np.uint8 or source.ndim != 3 or source.shape[2] != 3:
+                raise ValueError(f"source image must be RGB uint8 [H, W, 3], got {source.dtype} {source.shape}")
+            from engine.inversion import invert
+
+            res = invert(g, source, steps=steps, progress=progress, cancel=cancel, **invert_kwargs)
+            self.inversion = res
+            ws = res.ws.to(self.device)
+            if getattr(res, "generator", None) is not None:  # pivotal tuning returns a tuned copy
+                self.generator = res.generator
+                if isinstance(self.backend, TorchBackend):
+                    self.backend = TorchBackend(self.generator)
+            self.source_input = source
+        else:
+            raise TypeError(f"source must be an image, a ws tensor or an int seed, got {type(source).__name__}")
+        image = self.render(ws)[0]
+        det = self._detect(image)
+        if not det.found:
+            raise ValueError("no face found on the rendered source: choose another source")
+        with self._lock:
+            self.source_ws = ws
+            self.source_image = image
+            self.source_points = np.asarray(det.points, np.float32)
+            self.last_frame = image
+            self.last_dw = torch.zeros_like(ws)
+            self._reset_filter()
+
+    # ------------------------------------------------------------------------------------------- calibration
+    def calibrate(self, driver_points: np.ndarray) -> None:
+        """Use these driver landmarks [478, 2] px as the neutral reference of relative mode."""
+        pts = _check_points(driver_points)
+        with self._lock:
+            self.reference_points = pts.copy()
+            self._reset_filter()
+
+    def auto_calibrate(self, recent_points: list[np.ndarray]) -> None:
+        """Calibrate on the most neutral of ``recent_points`` (criterion: ``neutral_scores``)."""
+        frames = [_check_points(p) for p in recent_points if p is not None]
+        if not frames:
+            raise ValueError("auto_calibrate needs at least one frame with a face")
+        best = int(np.argmin(neutral_scores(frames)))
+        self.calibrate(frames[best])
+
+    # ------------------------------------------------------------------------------------------- driving
+    def _reset_filter(self) -> None:
+        self._filter = None
+        self._t_auto = 0.0
+
+    def _smooth(self, pts: np.ndarray, t: float | None) -> np.ndarray:
+        s = float(self.config.smoothing)
+        if s <= 0:
+            self._filter = None
+            return pts
+        if t is None:
+            self._t_auto += 1.0 / 30.0
+            t = self._t_auto
+        if self._filter is None or self._filter_strength != s:
+            from engine.landmarks.smoothing import OneEuroFilter
+
+            # strength 0..1 -> minimum cut-off 3 Hz .. 0.3 Hz (log scale); beta lets fast motion through
+            s_c = min(s, 1.0)
+            self._filter = OneEuroFilter(min_cutoff=3.0 * 10 ** (-s_c), beta=0.05, d_cutoff=1.0)
+            self._filter_strength = s
+        return np.asarray(self._filter(pts, t), np.float32)
+
+    def target_points(self, driver_points: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        """Driver landmarks [478, 2] -> target landmarks in the source frame (per config.mode)."""
+        if self.source_points is None:
+            raise RuntimeError("set_source() first")
+        pts = _check_points(driver_points)
+        if self.config.mode == "relative":
+            ref = reference if reference is not None else self.reference_points
+            if ref is None:  # not calibrated yet: the first driver frame becomes the reference
+                self.calibrate(pts)
+                ref = self.reference_points
+            return relative_target(self.source_points, pts, ref, _stable_indices())
+        return absolute_target(self.source_points, pts, _stable_indices())
+
+    def predict_dw(self, target_points: np.ndarray) -> torch.Tensor:
+        """FAN prediction dw [1, num_ws, w_dim] for target landmarks [478, 2] (source frame, px); no masks/gains."""
+        c, r, _ = self._predict_timed(target_points)
+        return self._join(c, r)
+
+    def _predict_timed(self, target_points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+        """-> (bank coefficients [1, n], residual [1, L, C] or None, timings)."""
+        import torch
+
+        from engine.distill.fan import FANConfig, fan_inputs
+
+        if self._fan_cfg is None:
+            cfg = getattr(self.fan, "config", None)
+            self._fan_cfg = cfg if cfg is not None else FANConfig.from_dict(self.bundle.fan_config).resolved()
+        t0 = time.perf_counter()
+        tgt = np.asarray(target_points, np.float32)[None]
+        heat = fan_inputs(self.source_points[None], tgt, self._fan_cfg).to(self.device)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            if self._coeff_fan:
+                c, r = self.fan.forward_coeffs(heat).float(), None
+            else:
+                dw = self.fan(heat).float()
+                if dw.ndim == 2:
+                    dw = dw.reshape(1, *self.source_ws.shape[1:])
+                c, r = self._split(dw)
+        t2 = time.perf_counter()
+        return c, r, {"align+heatmaps": (t1 - t0) * 1e3, "fan": (t2 - t1) * 1e3}
+
+    def _compose(self, dw: torch.Tensor) -> torch.Tensor:
+        ws = self.source_ws + dw
+        off = self._slider_offset()
+        return ws if off is None else ws + off
+
+    def step(self, driver_points: np.ndarray | None, t: float | None = None) -> np.ndarray:
+        """One frame: driver landmarks [478, 2] px (or None when no face) -> uint8 [H, W, 3]."""
+        return self.step_timed(driver_points, t)[0]
+
+    def step_timed(self, driver_points: np.ndarray | None, t: float | None = None) -> tuple[np.ndarray, dict]:
+        """Like ``step`` and also the per-stage times in ms (align+heatmaps, fan, generator, convert, total)."""
+        frames, timings = self._step_frames(driver_points, t)
+        return frames[-1], timings
+
+    def step_frames(self, driver_points: np.ndarray | None, t: float | None = None) -> list[np.ndarray]:
+        """Like ``step`` but returns ``config.interpolate`` in-between frames (dw interpolated from the previous
+        step's dw) followed by the new frame."""
+        return self._step_frames(driver_points, t)[0]
+
+    def _step_frames(self, driver_points: np.ndarray | None, t: float | None) -> tuple[list[np.ndarray], dict]:
+        import torch
+
+        t_start = time.perf_counter()
+        with self._lock:
+            if self.source_ws is None:
+                raise RuntimeError("set_source() first")
+            zero = {k: 0.0 for k in STAGES}
+            if driver_points is None:
+                self.last_inbetweens = []
+                self.last_timings = {**zero, "total": (time.perf_counter() - t_start) * 1e3}
+                return [self.last_frame], self.last_timings
+            pts = self._smooth(_check_points(driver_points), t)
+            ta = time.perf_counter()
+            target = self.target_points(pts)
+            align_ms = (time.perf_counter() - ta) * 1e3
+            c, r, tim = self._predict_timed(target)
+            tim["align+heatmaps"] += align_ms
+            dw = self._modulate(c, r)
+            n_mid = int(self.config.interpolate)
+            prev = self.last_dw if self.last_dw is not None else torch.zeros_like(dw)
+            alphas = [(i + 1) / (n_mid + 1) for i in range(n_mid)] + [1.0]
+            ws = torch.cat([self._compose(prev + a * (dw - prev)) for a in alphas])
+            t3 = time.perf_counter()
+            raw = self.backend(ws)
+            t4 = time.perf_counter()
+            frames = list(frames_to_uint8(raw))
+            t5 = time.perf_counter()
+            self.last_dw = dw
+            self.last_frame = frames[-1]
+            self.last_inbetweens = frames[:-1]
+            tim.update({"generator": (t4 - t3) * 1e3, "convert": (t5 - t4) * 1e3})
+            tim["total"] = (t5 - t_start) * 1e3
+            self.last_timings = tim
+            return frames, tim
+
+    def render_dw(self, dw: torch.Tensor) -> np.ndarray:
+        """Render ``source + dw (+ sliders)`` for a given dw [1, num_ws, w_dim] -> uint8 [H, W, 3]."""
+        with self._lock:
+            return self.render(self._compose(dw.to(self.device)))[0]
+
+    def drive_disentangled(
+        self,
+        pose_points: np.ndarray,
+        expr_points: np.ndarray,
+        *,
+        pose_reference: np.ndarray | None = None,
+        expr_reference: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Pose from one driver, expression from another -> uint8 [H, W, 3].
+
+        One FAN, masked dw: the pose-group part of dw(pose driver) + the expression-group part and the residual
+        of dw(expression driver). In relative mode each driver uses its own reference when given, else the
+        calibrated one (else its own points, i.e. no motion). Gains and region masks apply as in ``step``.
+        """
+        with self._lock:
+            if self.source_ws is None:
+                raise RuntimeError("set_source() first")
+            pose_ref = pose_reference if pose_reference is not None else self.reference_points
+            expr_ref = expr_reference if expr_reference is not None else self.reference_points
+            if self.config.mode == "relative":
+                tp = relative_target(self.source_points, _check_points(pose_points),
+                                     _check_points(pose_ref if pose_ref is not None else pose_points),
+                                     _stable_indices())
+                te = relative_target(self.source_points, _check_points(expr_points),
+                                     _check_points(expr_ref if expr_ref is not None else expr_points),
+                                     _stable_indices())
+            else:
+                tp = absolute_target(self.source_points, _check_points(pose_points), _stable_indices())
+                te = absolute_target(self.source_points, _check_points(expr_points), _stable_indices())
+            c_p, _, _ = self._predict_timed(tp)
+            c_e, r_e, _ = self._predict_timed(te)
+            is_pose = self._group_mask("pose")
+            dw = self._modulate(c_p * is_pose + c_e * (1.0 - is_pose), r_e)
+            frame = self.render(self._compose(dw))[0]
+            self.last_dw = dw
+            self.last_frame = frame
+            return frame
+
+    def _group_mask(self, group: str) -> torch.Tensor:
+        import torch
+
+        return torch.tensor([1.0 if g == group else 0.0 for g in self.direction_groups], device=self.device)
+
+    def close(self) -> None:
+        """Release the landmark detector."""
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+    def replace_config(self, **changes: Any) -> None:
+        """Convenience: ``anim.replace_config(mode="absolute")`` (validated)."""
+        cfg = dataclasses.replace(self.config, **changes)
+        cfg.validate()
+        self.config = cfg
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _check_points(points: Any) -> np.ndarray:
+    pts = np.asarray(points, np.float32)
+    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] < 300:
+        raise ValueError(f"driver landmarks must be [478, 2] pixels, got {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise ValueError("driver landmarks contain NaN/inf")
+    return pts
+
+
+def _stable_indices() -> np.ndarray | None:
+    """Points that move little with expression (eye corners, nose bridge/tip, face contour) for the fits."""
+    # mediapipe face-mesh: eye corners 33/133/362/263, nose 1/4/6/168/197/195, forehead 10/151/9, temples 127/356
+    return np.array([33, 133, 362, 263, 1, 4, 6, 168, 197, 195, 10, 151, 9, 127, 356, 234, 454])
+
+
+def _toggle_of(info: dict) -> str:
+    """Which region toggle a bank direction belongs to: "pose", "eyes", "mouth" or "brows"."""
+    group = str(info.get("group", "")).lower()
+    region = str(info.get("region", "")).lower()
+    if group == "pose":
+        return "pose"
+    if "brow" in region:
+        return "brows"
+    if "eye" in region or "iris" in region or "gaze" in region:
+        return "eyes"
+    if "mouth" in region or "jaw" in region or "lip" in region:
+        return "mouth"
+    effect = info.get("effect") or info.get("landmark_effect")
+    if isinstance(effect, dict):
+        best = max(("eyes", "mouth", "brows"), key=lambda k: float(effect.get(k, 0.0) or 0.0))
+        if float(effect.get(best, 0.0) or 0.0) > 0:
+            return best
+    return "pose" if group == "" else "mouth"
+
+
+def torch_pinv(basis: torch.Tensor) -> torch.Tensor:
+    """Pseudo-inverse of basis.T (float64 for stability): [n, D] -> [n, D]."""
+    import torch
+
+    return torch.linalg.pinv(basis.double().T, rtol=1e-6).float()
+
+
+def ws_from_seed(generator: torch.nn.Module, seed: int, *, device: Any = "cpu", psi: float = 0.7) -> torch.Tensor:
+    """W+ code [1, num_ws, w_dim] of a seed: z ~ N(0, I) from ``torch.Generator().manual_seed(seed)``."""
+    import torch
+
+    if hasattr(generator, "ws_from_seed"):
+        return generator.ws_from_seed(seed).to(device)
+    z = torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+    with torch.no_grad():
+        return generator.mapping(z.to(device), None, truncation_psi=psi).float()
