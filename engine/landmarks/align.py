@@ -1,0 +1,207 @@
+"""Similarity alignment to a canonical FFHQ-like frame, inter-ocular normalisation and NME.
+
+The canonical frame
+-------------------
+Coordinates in ``[0, 1]²`` of an FFHQ-style square crop: (0, 0) is the top-left corner of the crop, (1, 1) the
+bottom-right. The crop itself follows the FFHQ alignment rule on iBUG-68 points: with ``e`` the midpoint of the two
+eye centres, ``m`` the midpoint of the mouth corners, the crop is centred at ``e + 0.1 (m - e)``, rotated so that the
+eye line is horizontal (the x axis is ``eye_to_eye - rot90(eye_to_mouth)``) and has side
+``max(4 |eye_to_eye|, 3.6 |eye_to_mouth|)`` — see ``ffhq_frame``.
+
+``TEMPLATE68`` is the mean face in that frame: the mean of FFHQ-framed mediapipe detections (mapped to iBUG-68 by
+``schema.IBUG68``) on ``skimage.data.astronaut()`` and 45 frames of three real talking-head clips, made exactly
+left/right symmetric by averaging with its mirror image. ``align_points`` fits a similarity transform (Umeyama,
+no reflection) of the inner-face points (brows, nose, eyes, mouth: iBUG 17-67; the jaw contour is left out because
+it slides with head yaw) onto this template.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.landmarks.schema import IBUG68_MIRROR, eye_centers, to_ibug68
+
+# fmt: off
+TEMPLATE68 = np.array([
+    [0.2350, 0.5404], [0.2404, 0.5957], [0.2509, 0.6549], [0.2702, 0.7168],
+    [0.2958, 0.7665], [0.3238, 0.8024], [0.3579, 0.8334], [0.4173, 0.8737],
+    [0.5000, 0.8922], [0.5827, 0.8737], [0.6421, 0.8334], [0.6762, 0.8024],
+    [0.7042, 0.7665], [0.7298, 0.7168], [0.7491, 0.6549], [0.7596, 0.5957],
+    [0.7650, 0.5404], [0.2827, 0.4118], [0.3066, 0.3901], [0.3431, 0.3788],
+    [0.3904, 0.3812], [0.4449, 0.3885], [0.5551, 0.3885], [0.6096, 0.3812],
+    [0.6569, 0.3788], [0.6934, 0.3901], [0.7173, 0.4118], [0.5000, 0.4591],
+    [0.5000, 0.5177], [0.5000, 0.5706], [0.5000, 0.6278], [0.4384, 0.6439],
+    [0.4722, 0.6495], [0.5000, 0.6501], [0.5278, 0.6495], [0.5616, 0.6439],
+    [0.3299, 0.4726], [0.3553, 0.4605], [0.3952, 0.4584], [0.4345, 0.4805],
+    [0.3993, 0.4885], [0.3609, 0.4883], [0.5655, 0.4805], [0.6048, 0.4584],
+    [0.6447, 0.4605], [0.6701, 0.4726], [0.6391, 0.4883], [0.6007, 0.4885],
+    [0.4085, 0.7376], [0.4282, 0.7166], [0.4726, 0.6954], [0.5000, 0.6998],
+    [0.5274, 0.6954], [0.5718, 0.7166], [0.5915, 0.7376], [0.5713, 0.7637],
+    [0.5526, 0.7780], [0.5000, 0.7901], [0.4474, 0.7780], [0.4287, 0.7637],
+    [0.4171, 0.7372], [0.4584, 0.7248], [0.5000, 0.7243], [0.5416, 0.7248],
+    [0.5829, 0.7372], [0.5415, 0.7484], [0.5000, 0.7523], [0.4585, 0.7484],
+], dtype=np.float32)
+# fmt: on
+
+FIT_POINTS = np.arange(17, 68)  # iBUG indices used by the Umeyama fit (inner face, no jaw)
+
+
+def _to68_np(points) -> np.ndarray:
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"expected points [K, 2], got shape {p.shape}")
+    return to_ibug68(p)
+
+
+def ffhq_frame(points) -> np.ndarray:
+    """The FFHQ-rule crop of a face as a 2x3 matrix mapping pixels to canonical ``[0, 1]²`` coordinates.
+
+    points: ``[K, 2]`` pixels with K = 478, 78 or 68.
+    """
+    p = _to68_np(points)
+    eye_r, eye_l = p[36:42].mean(0), p[42:48].mean(0)
+    eye_avg, eye_to_eye = (eye_r + eye_l) / 2, eye_l - eye_r
+    mouth_avg = (p[48] + p[54]) / 2
+    eye_to_mouth = mouth_avg - eye_avg
+    x = eye_to_eye - np.array([eye_to_mouth[1], -eye_to_mouth[0]]) * -1.0  # eye_to_eye + rot90(eye_to_mouth)
+    x = x / max(np.hypot(*x), 1e-9)
+    half = max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
+    x = x * half
+    y = np.array([-x[1], x[0]])
+    centre = eye_avg + eye_to_mouth * 0.1
+    corner = centre - x - y  # top-left corner of the crop
+    # canonical u = <p - corner, x> / |x|^2 / 2, v = <p - corner, y> / |y|^2 / 2
+    rows = np.stack([x, y]) / (2.0 * half * half)
+    return np.concatenate([rows, -(rows @ corner)[:, None]], axis=1).astype(np.float64)
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Least-squares similarity transform (rotation, uniform scale, translation; no reflection) src -> dst.
+
+    src, dst: ``[K, 2]``; weights: optional ``[K]`` non-negative. Returns the 2x3 matrix ``M`` with
+    ``dst ≈ src @ M[:, :2].T + M[:, 2]``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    w = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    mu_s, mu_d = w @ src, w @ dst
+    s, d = src - mu_s, dst - mu_d
+    cov = (d * w[:, None]).T @ s
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1.0
+    rot = u @ np.diag(sign) @ vt
+    var_s = (w * (s**2).sum(1)).sum()
+    scale = (sig * sign).sum() / max(var_s, 1e-12)
+    lin = scale * rot
+    return np.concatenate([lin, (mu_d - lin @ mu_s)[:, None]], axis=1)
+
+
+def apply_affine(points, m: np.ndarray) -> np.ndarray:
+    """``points [..., K, 2] @ M[:, :2].T + M[:, 2]`` (numpy)."""
+    p = np.asarray(points, dtype=np.float64)
+    return p @ m[:, :2].T + m[:, 2]
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine matrix."""
+    lin_inv = np.linalg.inv(m[:, :2])
+    return np.concatenate([lin_inv, -(lin_inv @ m[:, 2])[:, None]], axis=1)
+
+
+def align_points(points, method: str = "umeyama") -> tuple[np.ndarray, np.ndarray]:
+    """Map a face's landmarks into the canonical ``[0, 1]²`` frame.
+
+    points: ``[K, 2]`` pixels (K = 478, 78 or 68; all K points are transformed).
+    method: "umeyama" (fit of iBUG 17-67 onto ``TEMPLATE68``, robust) or "ffhq" (the FFHQ eye/mouth rule).
+    Returns ``(canonical_points [K, 2] float32, M [2, 3] float64)`` with ``canonical = points @ M[:, :2].T + M[:, 2]``.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"align_points expects [K, 2] points, got shape {p.shape}")
+    if not np.isfinite(p).all():
+        raise ValueError("align_points got non-finite points (was the face found?)")
+    if method == "umeyama":
+        m = umeyama(to_ibug68(p)[FIT_POINTS], TEMPLATE68[FIT_POINTS])
+    elif method == "ffhq":
+        m = ffhq_frame(p)
+    else:
+        raise ValueError(f"unknown alignment method {method!r} (use 'umeyama' or 'ffhq')")
+    return apply_affine(p, m).astype(np.float32), m
+
+
+def align_image(image: np.ndarray, points, size: int = 256, method: str = "umeyama") -> tuple[np.ndarray, np.ndarray]:
+    """FFHQ-like aligned square crop of ``image`` (``[H, W, C]`` uint8) around the face with landmarks ``points``.
+
+    Returns ``(crop [size, size, C], M [2, 3])`` where ``M`` maps image pixels to crop pixels. Areas outside the
+    image are filled by reflecting the border (as FFHQ pads), so the crop never has black corners.
+    """
+    import cv2
+
+    _, m = align_points(points, method=method)
+    m_px = m * float(size)
+    crop = cv2.warpAffine(
+        np.ascontiguousarray(image), m_px, (int(size), int(size)), flags=cv2.INTER_AREA if _shrinks(m_px) else
+        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101,
+    )
+    return crop, m_px
+
+
+def _shrinks(m: np.ndarray) -> bool:
+    return float(np.sqrt(abs(np.linalg.det(m[:, :2])))) < 0.5
+
+
+def symmetrize68(points: np.ndarray) -> np.ndarray:
+    """Average a canonical ``[68, 2]`` face with its left/right mirror image (x -> 1 - x)."""
+    mirrored = points[IBUG68_MIRROR].copy()
+    mirrored[:, 0] = 1.0 - mirrored[:, 0]
+    return (points + mirrored) / 2
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def interocular(points, kind: str = "outer"):
+    """Inter-ocular distance of ``points [..., K, 2]`` (K = 478, 78, 68), numpy or torch; shape ``[...]``.
+
+    kind: "outer" (iBUG 36-45, outer eye corners, the 300-W convention) or "pupil" (eye / iris centres).
+    """
+    if kind == "outer":
+        p = to_ibug68(points)
+        a, b = p[..., 36, :], p[..., 45, :]
+    elif kind == "pupil":
+        a, b = eye_centers(points)
+    else:
+        raise ValueError(f"unknown inter-ocular kind {kind!r} (use 'outer' or 'pupil')")
+    d = a - b
+    return (d**2).sum(-1) ** 0.5
+
+
+def nme(pred, gt, norm: str = "interocular"):
+    """Normalised mean error: mean point-to-point distance divided by a face size, per face.
+
+    pred, gt: ``[K, 2]`` or ``[N, K, 2]`` (numpy or torch, same type); K must match.
+    norm: "interocular" (outer eye corners of ``gt``), "interpupil" (eye centres of ``gt``), "box" (sqrt of the
+    area of the bounding box of ``gt``) or "none" (raw mean distance). Returns a scalar for ``[K, 2]`` input and
+    ``[N]`` for batched input.
+    """
+    if pred.shape != gt.shape:
+        raise ValueError(f"nme: pred {tuple(pred.shape)} and gt {tuple(gt.shape)} differ")
+    d = pred - gt
+    err = ((d**2).sum(-1) ** 0.5).mean(-1)
+    if norm == "interocular":
+        scale = interocular(gt, "outer")
+    elif norm == "interpupil":
+        scale = interocular(gt, "pupil")
+    elif norm == "box":
+        lo, hi = (gt.min(-2), gt.max(-2)) if not _is_torch(gt) else (gt.amin(-2), gt.amax(-2))
+        wh = hi - lo
+        scale = (wh[..., 0] * wh[..., 1]) ** 0.5
+    elif norm == "none":
+        return err
+    else:
+        raise ValueError(f"unknown nme norm {norm!r}")
+    return err / scale
