@@ -1,0 +1,1 @@
+"""Widgets of the main window (views and panels; no model code)."""

@@ -1,0 +1,89 @@
+"""Sliders along the bundle's direction bank (manual pose/expression offsets), grouped by region, with reset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+SCALE = 100  # slider units per 1.0 of offset
+RANGE = 3.0  # offsets in [-RANGE, RANGE] along each (unit-norm) direction
+
+
+class DirectionSliders(QWidget):
+    """One slider per bank direction; emits ``slider_changed(index, value)`` and ``reset_requested``."""
+
+    slider_changed = Signal(int, float)
+    reset_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.sliders: dict[int, QSlider] = {}
+        self._inner = QWidget()
+        self._form = QVBoxLayout(self._inner)
+        self._form.addWidget(QLabel("loading the direction bank…"))
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._inner)
+        reset = QPushButton("Reset sliders")
+        reset.setToolTip("All offsets back to zero (Ctrl+R)")
+        reset.clicked.connect(self.reset)
+        layout = QVBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(reset)
+
+    def set_directions(self, info: list[dict[str, Any]]) -> None:
+        """Build the sliders from ``bundle.directions_info`` (one dict per direction: group, region, ...)."""
+        while self._form.count():
+            item = self._form.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.sliders.clear()
+        groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for i, d in enumerate(info):
+            key = "pose" if d.get("group") == "pose" else str(d.get("region") or "expression")
+            groups.setdefault(key, []).append((i, d))
+        for key in sorted(groups, key=lambda k: (k != "pose", k)):
+            box = QGroupBox(key)
+            form = QFormLayout(box)
+            for i, d in groups[key]:
+                s = QSlider(Qt.Orientation.Horizontal)
+                s.setRange(int(-RANGE * SCALE), int(RANGE * SCALE))
+                s.setValue(0)
+                s.setToolTip(_describe(i, d))
+                s.valueChanged.connect(lambda v, idx=i: self.slider_changed.emit(idx, v / SCALE))
+                self.sliders[i] = s
+                form.addRow(_short_name(i, d), s)
+            self._form.addWidget(box)
+        if not groups:
+            self._form.addWidget(QLabel("this bundle has no direction bank"))
+        self._form.addStretch(1)
+
+    def reset(self) -> None:
+        """Zero every slider (without emitting per-slider changes) and ask for an engine reset."""
+        for s in self.sliders.values():
+            s.blockSignals(True)
+            s.setValue(0)
+            s.blockSignals(False)
+        self.reset_requested.emit()
+
+
+def _short_name(i: int, d: dict[str, Any]) -> str:
+    label = d.get("label") or d.get("name")
+    return f"{i:02d} {label}" if label else f"{i:02d}"
+
+
+def _describe(i: int, d: dict[str, Any]) -> str:
+    keys = ("group", "region", "label", "k", "origin", "effect")
+    parts = [f"{k}: {d[k]}" for k in keys if k in d and not isinstance(d[k], (dict, list))]
+    return f"direction {i}" + ("\n" + "\n".join(parts) if parts else "")

@@ -1,0 +1,310 @@
+"""Inference thread: owns the Animator and the landmark detector, takes only the newest driver frame.
+
+Live loop per frame: detect landmarks → Animator.step_timed (One-Euro smoothing, relative motion, FAN,
+generator) → newest-result slot (the GUI pulls it on a timer) → recorder FIFO if recording.
+Everything the GUI asks for (calibrate, gains, sliders, a new source) is posted as a command and run here,
+between frames, so the models are only ever touched by this thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Signal
+
+from d2a_desktop.config import InferenceConfig
+from d2a_desktop.slots import LatestSlot
+from d2a_desktop.workers.base import Worker
+from d2a_desktop.workers.capture import CapturedFrame
+
+Command = Callable[[Any], None]  # receives the Animator, runs in the inference thread
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    """One output of the live loop (all arrays uint8 RGB [H, W, 3] unless noted)."""
+
+    output: np.ndarray  # the animated frame
+    driver: np.ndarray | None  # the driver frame it was computed from (None for a re-render without camera)
+    points: np.ndarray | None  # float32 [478, 2] driver landmarks in driver pixels, None when no face
+    found: bool  # a face was found in the driver frame
+    stages_ms: dict[str, float] = field(default_factory=dict)  # per-stage latency of this frame
+    index: int = 0  # running number of results produced
+    t: float = 0.0  # time.monotonic() when produced
+    dropped: int = 0  # driver frames skipped so far because a newer one had arrived
+
+
+class InferenceWorker(Worker):
+    """Runs the Animator on the newest captured frame; see the module docstring."""
+
+    ready = Signal(dict)  # model/backend info once the Animator is built in this thread
+    job_progress = Signal(str, float)  # (job name, fraction 0..1) for long jobs such as inversion
+    job_done = Signal(str, bool, str)  # (job name, success, message)
+    face_changed = Signal(bool)  # a face appeared (True) or was lost (False)
+    source_ready = Signal(object, str)  # (rendered source uint8 [H, W, 3], label) after a source change
+
+    def __init__(
+        self,
+        config: InferenceConfig,
+        frames: LatestSlot[CapturedFrame],
+        results: LatestSlot[LiveResult],
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.frames = frames
+        self.results = results
+        self._commands: queue.Queue[tuple[str, Command]] = queue.Queue()
+        self._recorder_lock = threading.Lock()
+        self._recorder: Any = None
+        self._cancel = threading.Event()
+        self._recent: collections.deque[np.ndarray] = collections.deque(maxlen=config.auto_calibrate_frames)
+        self._last_points: np.ndarray | None = None
+        self._face: bool | None = None
+        self.processed = 0
+        self.dropped = 0
+        self.bundle: Any = None
+        self._anim: Any = None  # the Animator; created, used and replaced only in this thread
+
+    # -- API for other threads ---------------------------------------------------------------------------------------
+    def post(self, name: str, command: Command) -> None:
+        """Run ``command(animator)`` in the inference thread before the next frame (thread-safe)."""
+        self._commands.put((name, command))
+        self.frames.wake()
+
+    def set_recorder(self, recorder: Any) -> None:
+        """Send every produced output to ``recorder.offer(frame, t)`` (None: stop sending)."""
+        with self._recorder_lock:
+            self._recorder = recorder
+
+    def cancel_job(self) -> None:
+        """Cancel the running long job (inversion, ...) cooperatively."""
+        self._cancel.set()
+
+    def wake(self) -> None:
+        """Wake the loop if it waits for a frame (used by stop)."""
+        self._cancel.set()
+        self.frames.wake()
+
+    # -- commands (built here, executed in the thread) ------------------------------------------------------------
+    def calibrate(self) -> None:
+        """Use the latest driver landmarks as the neutral reference."""
+
+        def run(anim: Any) -> None:
+            if self._last_points is None:
+                self.message.emit("calibrate: no face in view")
+                return
+            anim.calibrate(self._last_points)
+            self.message.emit("calibrated: current face is the neutral reference")
+
+        self.post("calibrate", run)
+
+    def auto_calibrate(self) -> None:
+        """Pick the most neutral recent frame as the reference."""
+
+        def run(anim: Any) -> None:
+            if not self._recent:
+                self.message.emit("auto-calibrate: no face seen yet")
+                return
+            anim.auto_calibrate(list(self._recent))
+            self.message.emit(f"auto-calibrated from {len(self._recent)} recent frames")
+
+        self.post("auto_calibrate", run)
+
+    def update_config(self, **changes: Any) -> None:
+        """Change AnimatorConfig fields (mode, pose_gain, expr_gain, smoothing, regions, ...)."""
+
+        def run(anim: Any) -> None:
+            for key, value in changes.items():
+                setattr(anim.config, key, dict(value) if key == "regions" else value)
+            anim.config.validate()
+
+        self.post("config", run)
+
+    def set_slider(self, index: int, value: float) -> None:
+        """Offset along direction ``index`` of the bank."""
+        self.post("slider", lambda anim: anim.sliders.__setitem__(index, float(value)))
+
+    def reset_sliders(self) -> None:
+        """All slider offsets back to zero."""
+        self.post("reset_sliders", lambda anim: anim.reset_sliders())
+
+    def set_source(self, source: Any, label: str) -> None:
+        """New source: an image (uint8 RGB [H, W, 3], inverted here with progress), a seed, or ws."""
+
+        def run(anim: Any) -> None:
+            self._cancel.clear()
+            name = "inversion" if isinstance(source, np.ndarray) else "source"
+
+            def progress(*args: Any) -> None:
+                self.job_progress.emit(name, _fraction(args))
+
+            try:
+                anim.set_source(source, progress=progress, cancel=self._cancel)
+            except Exception as exc:  # a failed/cancelled inversion keeps the previous source
+                cancelled = self._cancel.is_set() and not self.stopping
+                self.job_done.emit(name, False, "cancelled" if cancelled else f"{type(exc).__name__}: {exc}")
+                return
+            if self._cancel.is_set() and not self.stopping:
+                self.job_done.emit(name, False, "cancelled")
+                return
+            self.source_ready.emit(anim.source_image, label)
+            self.job_done.emit(name, True, label)
+
+        self.post("source", run)
+
+    def set_bundle(self, bundle: Any, label: str) -> None:
+        """Swap the bundle (e.g. a fine-tuned FAN), keeping generator, source, calibration, sliders and settings."""
+
+        def run(anim: Any) -> None:
+            from engine.animate import Animator
+
+            new = Animator(bundle, device=self.config.device, generator=anim.generator, config=anim.config)
+            if anim.source_ws is not None:
+                new.set_source(anim.source_ws)
+            if anim.reference_points is not None:
+                new.calibrate(anim.reference_points)
+            new.sliders.update(anim.sliders)
+            anim.close()
+            self._anim = new
+            self.bundle = bundle
+            self.message.emit(f"using {label}")
+
+        self.post("bundle", run)
+
+    # -- the thread --------------------------------------------------------------------------------------------------
+    def _build(self) -> Any:
+        import torch
+
+        from engine.animate import Animator
+        from engine.landmarks import create_detector
+
+        anim = Animator(bundle=self.config.bundle, device=self.config.device)
+        self._anim = anim
+        self.update_config(
+            mode=self.config.mode,
+            pose_gain=self.config.pose_gain,
+            expr_gain=self.config.expr_gain,
+            smoothing=self.config.smoothing,
+            regions=self.config.regions,
+        )
+        detector = create_detector(self.config.detector, video_mode=True)
+        self.bundle = anim.bundle
+        g = anim.generator
+        info = {
+            "bundle": str(getattr(anim.bundle, "path", None) or "default"),
+            "generator": f"{anim.bundle.generator_ref} {g.img_resolution}px, {g.num_ws}×{g.w_dim} W+",
+            "directions": list(anim.bundle.directions_info),
+            "fan": type(anim.fan).__name__,
+            "device": self.config.device,
+            "backend": type(anim.backend).__name__,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "detector": self.config.detector,
+        }
+        self.ready.emit(info)
+        return detector
+
+    def work(self) -> None:
+        detector = self._build()
+        try:
+            self._drain()
+            if self._anim.source_ws is not None:
+                self._render(None, None, {})
+            seen = self.frames.counter
+            while not self.stopping:
+                if self._drain() and self._anim.source_ws is not None:
+                    self._render(None, self._last_points, {})
+                item = self.frames.wait_newer(seen, self.config.idle_poll_s)
+                if item is None or self.stopping:
+                    continue
+                frame, counter = item
+                if counter - seen > 1 and self.processed > 0:
+                    self.dropped += counter - seen - 1
+                seen = counter
+                if self._anim.source_ws is None:
+                    continue
+                t0 = time.perf_counter()
+                det = detector.detect(frame.image)
+                t_det = (time.perf_counter() - t0) * 1000.0
+                points = np.asarray(det.points, dtype=np.float32) if det.found else None
+                self._note_face(points)
+                self._render(frame.image, points, {"detect": t_det}, frame.t)
+        finally:
+            detector.close()
+            if self._anim is not None:
+                self._anim.close()
+
+    def _drain(self) -> bool:
+        """Run pending commands; True if any ran (the output may have changed)."""
+        ran = False
+        while True:
+            try:
+                name, command = self._commands.get_nowait()
+            except queue.Empty:
+                return ran
+            if self.stopping:
+                continue
+            try:
+                command(self._anim)
+            except Exception as exc:  # a bad command (e.g. invalid setting) is reported, the loop goes on
+                self.message.emit(f"{name} failed: {exc}")
+            ran = True
+
+    def _note_face(self, points: np.ndarray | None) -> None:
+        found = points is not None
+        if found:
+            self._last_points = points
+            self._recent.append(points)
+        if found != self._face:
+            self._face = found
+            self.face_changed.emit(found)
+            if not found:
+                self.message.emit("no face")
+
+    def _render(
+        self,
+        driver: np.ndarray | None,
+        points: np.ndarray | None,
+        stages: dict[str, float],
+        t_capture: float | None = None,
+    ) -> None:
+        out, anim_stages = self._anim.step_timed(points, t_capture)
+        stages_ms = {**stages, **{k: float(v) for k, v in dict(anim_stages).items() if k != "total"}}
+        stages_ms["total"] = sum(stages_ms.values())
+        if t_capture is not None:
+            stages_ms["latency"] = (time.monotonic() - t_capture) * 1000.0  # capture -> result
+        now = time.monotonic()
+        result = LiveResult(
+            output=np.asarray(out),
+            driver=driver,
+            points=points,
+            found=points is not None,
+            stages_ms=stages_ms,
+            index=self.processed,
+            t=now,
+            dropped=self.dropped,
+        )
+        if driver is not None:
+            self.processed += 1
+        self.results.put(result)
+        with self._recorder_lock:
+            recorder = self._recorder
+        if recorder is not None and driver is not None:
+            recorder.offer(result.output, now)
+
+
+def _fraction(args: tuple[Any, ...]) -> float:
+    """Progress callbacks may pass (fraction), (done, total) or (done, total, info...): map to 0..1."""
+    nums = [a for a in args if isinstance(a, (int, float))]
+    if len(nums) >= 2 and nums[1]:
+        return max(0.0, min(1.0, float(nums[0]) / float(nums[1])))
+    if nums:
+        return max(0.0, min(1.0, float(nums[0])))
+    return 0.0
