@@ -1,0 +1,414 @@
+"""FaceWorld's renderer: analytic ray casting of ellipsoids with painted, geometry-tied facial features.
+
+Everything is plain batched torch (elementwise ops, no data-dependent control flow), so it is differentiable and
+exports to ONNX. Camera: orthographic, looking down -z; image coordinates x, y in [-1, 1] (y up). A head-local
+point ``q`` maps to the camera frame as ``p = scale * R q + (tx, ty, 0)`` with ``R = Rz(roll) Ry(yaw) Rx(pitch)``.
+
+The head is a union of ellipsoids in the head frame (cranium, jaw, nose, ears); for every pixel the front-most hit
+gives a head-local surface point on which the features (eyes with whites, iris, pupil and lids; brows; lips, mouth
+interior and teeth; nostrils; hair) are painted as soft masks of the local coordinates, so they rotate,
+foreshorten and get occluded with the head. Neck and shoulders live in an unrotated body frame; long hair is a
+volume behind the head.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+BASE_SCALE = 0.56  # image half-size units per head unit at scale 1 (head ~55 % of the image height)
+
+Params = dict[str, Tensor]
+
+
+def _sig(x: Tensor) -> Tensor:
+    """Sigmoid with a clamped input (keeps exp out of the slow denormal range)."""
+    return torch.sigmoid(x.clamp(-15.0, 15.0))
+
+
+def _col(*rgb: float) -> Tensor:
+    return torch.tensor(rgb, dtype=torch.float32)
+
+
+def _b(x: Tensor) -> Tensor:
+    """[N] -> [N, 1, 1] for broadcasting against [N, H, W] maps."""
+    return x[:, None, None]
+
+
+def _lerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    return a + (b - a) * t
+
+
+def rotation(yaw: Tensor, pitch: Tensor, roll: Tensor) -> Tensor:
+    """R = Rz(roll) @ Ry(yaw) @ Rx(pitch), [N] angles -> [N, 3, 3]."""
+    cy, sy = torch.cos(yaw), torch.sin(yaw)
+    cp, sp = torch.cos(pitch), torch.sin(pitch)
+    cr, sr = torch.cos(roll), torch.sin(roll)
+    zero, one = torch.zeros_like(yaw), torch.ones_like(yaw)
+    rx = torch.stack([one, zero, zero, zero, cp, sp, zero, -sp, cp], -1).reshape(-1, 3, 3)
+    ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(-1, 3, 3)
+    rz = torch.stack([cr, -sr, zero, sr, cr, zero, zero, zero, one], -1).reshape(-1, 3, 3)
+    return rz @ ry @ rx
+
+
+def geometry(p: Params) -> dict[str, Tensor]:
+    """Named parameters -> head-frame geometry (all [N] or [N, 3]) shared by the renderer and the keypoints."""
+    g: dict[str, Tensor] = {}
+    fw, fl = p["face_width"], p["face_length"]
+    jaw = p["jaw_open"]
+    one = torch.ones_like(fw)
+    zero = torch.zeros_like(fw)
+
+    def v3(x: Tensor | float, y: Tensor | float, z: Tensor | float) -> Tensor:
+        return torch.stack([x * one, y * one, z * one], -1)
+
+    crx = 0.78 * (1 + 0.08 * fw)
+    g["cranium_c"] = v3(0.0, 0.12, 0.0)
+    g["cranium_r"] = v3(crx, 0.92 * (1 + 0.05 * fl), 0.82 * one)
+    jrx = 0.62 * (1 + 0.10 * p["jaw_shape"]) * (1 + 0.08 * fw)
+    jry = 0.62 * (1 + 0.05 * fl) + 0.04 * p["chin_length"]
+    g["jaw_c"] = v3(0.0, -0.32 - 0.11 * jaw - 0.03 * p["chin_length"], 0.06)
+    g["jaw_r"] = v3(jrx, jry, 0.72 * one)
+    ns, nl = p["nose_size"], p["nose_length"]
+    g["nose_c"] = v3(0.0, -0.12 - 0.02 * nl, 0.70)
+    g["nose_r"] = v3(0.10 * (1 + 0.15 * ns), 0.19 * (1 + 0.12 * nl), 0.19 * (1 + 0.15 * ns))
+    ear_ry = 0.19 * (1 + 0.15 * p["ear_size"])
+    g["ear_l_c"] = v3(crx * 0.96, 0.0, -0.06)
+    g["ear_r_c"] = v3(-crx * 0.96, 0.0, -0.06)
+    g["ear_r"] = v3(0.09, ear_ry, 0.15)
+    hair_len = 0.5 * (p["hair_style"] + 1)  # 0 short .. 1 long
+    hv = p["hair_volume"]
+    g["hair_c"] = v3(0.0, 0.16 - 0.42 * hair_len, -0.25)
+    g["hair_r"] = v3(crx * (1.12 + 0.08 * hv) + 0.06 * hair_len, 0.98 + 0.42 * hair_len + 0.04 * hv, 0.85)
+    g["hairline"] = 0.50 - 0.08 * p["hairline"] + zero
+
+    # eyes (centres at +-es), brows, mouth
+    g["eye_y"] = 0.06 + 0.04 * p["eye_height"]
+    g["eye_x"] = 0.29 * (1 + 0.08 * p["eye_spacing"])
+    g["eye_w"] = 0.14 * (1 + 0.10 * p["eye_size"])
+    g["eye_h"] = 0.074 * (1 + 0.12 * p["eye_size"])
+    g["brow_y"] = g["eye_y"] + 0.15 + 0.075 * p["brow_raise"] - 0.02 * p["frown"]
+    g["brow_w"] = g["eye_w"] * 1.3
+    g["brow_t"] = 0.034 * (1 + 0.25 * p["brow_thickness"])
+    g["brow_arch"] = 0.035 * (1 + 0.4 * p["brow_arch"]) + 0.02 * p["brow_raise"]
+    g["mouth_y"] = -0.43 - 0.02 * p["chin_length"] + 0.02 * p["smile"]
+    g["mouth_w"] = 0.20 * (1 + 0.10 * p["mouth_width"]) * (1 + 0.28 * p["smile"] - 0.30 * p["pucker"])
+    g["smile_curve"] = 0.075 * p["smile"] - 0.02 * p["frown"]
+    g["gap_up"] = 0.004 + 0.03 * jaw
+    g["gap_dn"] = 0.004 + 0.19 * jaw
+    lip = 1 + 0.25 * p["lip_thickness"] + 0.3 * p["pucker"]
+    g["lip_up"] = 0.035 * lip
+    g["lip_dn"] = 0.045 * lip
+    return g
+
+
+def surface_z(g: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+    """Head-frame depth of the front face surface at head-frame (x, y): max over cranium and jaw, [N]."""
+    zs = []
+    for name in ("cranium", "jaw"):
+        c, r = g[name + "_c"], g[name + "_r"]
+        u = ((x - c[:, 0]) / r[:, 0]) ** 2 + ((y - c[:, 1]) / r[:, 1]) ** 2
+        zs.append(c[:, 2] + r[:, 2] * torch.sqrt((1 - u).clamp(min=1e-4)))
+    return torch.maximum(zs[0], zs[1])
+
+
+def local_keypoints(p: Params, g: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Head-frame 3-D positions [N, 3] of the key facial points."""
+    out: dict[str, Tensor] = {}
+
+    def pt(x: Tensor, y: Tensor, z: Tensor | None = None) -> Tensor:
+        if z is None:
+            z = surface_z(g, x, y)
+        return torch.stack([x, y, z], -1)
+
+    ex, ey, ew, eh = g["eye_x"], g["eye_y"], g["eye_w"], g["eye_h"]
+    out["eye_left"] = pt(ex, ey)
+    out["eye_right"] = pt(-ex, ey)
+    out["iris_left"] = pt(ex + p["gaze_x"] * ew * 0.42, ey + p["gaze_y"] * eh * 0.35)
+    out["iris_right"] = pt(-ex + p["gaze_x"] * ew * 0.42, ey + p["gaze_y"] * eh * 0.35)
+    out["brow_left"] = pt(ex, g["brow_y"] + g["brow_arch"])
+    out["brow_right"] = pt(-ex, g["brow_y"] + g["brow_arch"])
+    nc, nr = g["nose_c"], g["nose_r"]
+    out["nose_tip"] = nc + torch.stack([torch.zeros_like(ex), torch.zeros_like(ex), nr[:, 2]], -1)
+    my, mw, sc = g["mouth_y"], g["mouth_w"], g["smile_curve"]
+    out["mouth_left"] = pt(mw, my + sc)
+    out["mouth_right"] = pt(-mw, my + sc)
+    zero = torch.zeros_like(ex)
+    out["lip_upper"] = pt(zero, my + g["gap_up"] + g["lip_up"])
+    out["lip_lower"] = pt(zero, my - g["gap_dn"] - g["lip_dn"])
+    out["lip_upper_inner"] = pt(zero, my + g["gap_up"])
+    out["lip_lower_inner"] = pt(zero, my - g["gap_dn"])
+    jc, jr = g["jaw_c"], g["jaw_r"]
+    out["chin"] = jc + torch.stack([zero, -0.93 * jr[:, 1], 0.37 * jr[:, 2]], -1)
+    return out
+
+
+def project(p: Params, q: Tensor, resolution: int) -> Tensor:
+    """Head-frame points q [N, 3] -> pixel coordinates [N, 2] (x right, y down; pixel i covers [i, i+1))."""
+    r = rotation(p["yaw"], p["pitch"], p["roll"])
+    s = BASE_SCALE * p["scale"]
+    cam = torch.einsum("nij,nj->ni", r, q) * s[:, None]
+    x = cam[:, 0] + p["tx"]
+    y = cam[:, 1] + p["ty"]
+    return torch.stack([(x + 1) * 0.5 * resolution, (1 - y) * 0.5 * resolution], -1)
+
+
+class _Hit:
+    """Front intersection of the per-pixel rays with one ellipsoid: coverage, depth, local point and normal."""
+
+    def __init__(self, o: tuple[Tensor, Tensor, Tensor], d: Tensor, c: Tensor, r: Tensor, sharp: Tensor) -> None:
+        ox, oy, oz = o
+        cx, cy, cz = (_b(c[:, i]) for i in range(3))
+        rx, ry, rz = (_b(r[:, i]) for i in range(3))
+        dx, dy, dz = (_b(d[:, i]) for i in range(3))
+        ux, uy, uz = (ox - cx) / rx, (oy - cy) / ry, (oz - cz) / rz
+        vx, vy, vz = dx / rx, dy / ry, dz / rz
+        a = vx * vx + vy * vy + vz * vz
+        bh = ux * vx + uy * vy + uz * vz
+        disc = bh * bh - a * (ux * ux + uy * uy + uz * uz - 1)
+        self.alpha = _sig(disc / a * _b(sharp * r.mean(-1)))
+        self.t = (torch.sqrt(disc.clamp(min=1e-6)) - bh) / a
+        self.q = (ox + self.t * dx, oy + self.t * dy, oz + self.t * dz)
+        nx, ny, nz = (self.q[0] - cx) / (rx * rx), (self.q[1] - cy) / (ry * ry), (self.q[2] - cz) / (rz * rz)
+        inv = torch.rsqrt(nx * nx + ny * ny + nz * nz + 1e-8)
+        self.n = (nx * inv, ny * inv, nz * inv)
+
+
+def _ellipse(u: Tensor, v: Tensor, cu: Tensor, cv: Tensor, ru: Tensor, rv: Tensor, k: Tensor) -> Tensor:
+    """Soft mask of an ellipse in a local 2-D frame; k = sharpness per head unit ([N, 1, 1] or scalar)."""
+    e = 1 - ((u - cu) / ru) ** 2 - ((v - cv) / rv) ** 2
+    return _sig(e * torch.minimum(ru, rv) * 0.5 * k)
+
+
+def _band(v: Tensor, lo: Tensor, hi: Tensor, k: Tensor) -> Tensor:
+    """Soft mask of lo < v < hi."""
+    return _sig((v - lo) * k) * _sig((hi - v) * k)
+
+
+def colours(p: Params) -> dict[str, Tensor]:
+    """Appearance parameters -> RGB colours [N, 3] in [0, 1] and lighting terms."""
+    c: dict[str, Tensor] = {}
+    tone = p["skin_tone"][:, None]
+    skin = _lerp(_col(0.97, 0.80, 0.68), _col(0.42, 0.27, 0.18), tone)
+    skin = skin + p["skin_warmth"][:, None] * _col(0.035, 0.0, -0.035)
+    c["skin"] = skin.clamp(0, 1)
+    hue = p["hair_hue"][:, None]
+    base = _lerp(_col(0.86, 0.70, 0.42), _col(0.56, 0.24, 0.10), hue)
+    c["hair"] = _lerp(base, _col(0.07, 0.055, 0.05), p["hair_color"][:, None])
+    c["brow"] = c["hair"] * 0.55 + 0.04
+    c["iris"] = _lerp(_col(0.36, 0.20, 0.09), _col(0.22, 0.45, 0.62), p["eye_color"][:, None])
+    lips = _lerp(_col(0.80, 0.45, 0.45), _col(0.66, 0.16, 0.22), p["lip_color"][:, None])
+    c["lips"] = 0.55 * lips + 0.45 * c["skin"] * _col(0.85, 0.55, 0.55)
+    two_pi = 2 * math.pi
+    phase = _col(0.0, 1.0 / 3.0, 2.0 / 3.0)
+    bg = 0.5 + 0.22 * torch.cos(two_pi * (p["background"][:, None] + phase))
+    c["background"] = bg * (0.45 + 0.6 * p["background_value"][:, None])
+    shirt = 0.5 + 0.35 * torch.cos(two_pi * (p["shirt_color"][:, None] + phase))
+    c["shirt"] = shirt * (0.25 + 0.7 * p["shirt_value"][:, None])
+    az, el = p["light_azimuth"], p["light_elevation"]
+    c["light"] = torch.stack([torch.sin(az) * torch.cos(el), torch.sin(el), torch.cos(az) * torch.cos(el)], -1)
+    c["light_intensity"] = 0.55 + 0.45 * p["light_intensity"]
+    return c
+
+
+def _paint(img: Tensor, colour: Tensor, mask: Tensor) -> Tensor:
+    """img [N, 3, H, W], colour [N, 3] or [N, 3, H, W], mask [N, H, W] -> alpha-composited image."""
+    if colour.ndim == 2:
+        colour = colour[:, :, None, None]
+    return img + (colour - img) * mask[:, None]
+
+
+def render(p: Params, gx: Tensor, gy: Tensor, features: bool = True) -> Tensor:
+    """Render named parameters ([N] each) on the pixel grid gx, gy ([H, W], y up) -> image [N, 3, H, W] in [-1, 1].
+
+    ``features=False`` renders the same heads without the painted eyes, brows, mouth and nostrils (the negative
+    control for landmark measurements).
+    """
+    res = gx.shape[-1]
+    n = p["yaw"].shape[0]
+    g = geometry(p)
+    col = colours(p)
+    s = BASE_SCALE * p["scale"]  # [N]
+    px_per_unit = 0.5 * res * s  # pixels per head unit, [N]
+    k = _b(px_per_unit * 1.6)  # sharpness for signed distances in head units (~1.2 px edges)
+    rot = rotation(p["yaw"], p["pitch"], p["roll"])
+    # rays in the head frame: q(t) = o + t d
+    X = (gx[None] - _b(p["tx"])) / _b(s)
+    Y = (gy[None] - _b(p["ty"])) / _b(s)
+    o = tuple(X * _b(rot[:, 0, i]) + Y * _b(rot[:, 1, i]) for i in range(3))
+    d = rot[:, 2, :]
+    zero_o = torch.zeros_like(X)
+    body_o = (X, Y, zero_o)
+    body_d = torch.zeros_like(d)
+    body_d[:, 2] = 1.0
+    light_cam = col["light"]
+    light_loc = torch.einsum("nji,nj->ni", rot, light_cam)  # R^T l
+    inten = _b(col["light_intensity"])
+
+    def shade(n: tuple[Tensor, Tensor, Tensor], light: Tensor, view: Tensor) -> Tensor:
+        lam = (n[0] * _b(light[:, 0]) + n[1] * _b(light[:, 1]) + n[2] * _b(light[:, 2])).clamp(min=0)
+        facing = n[0] * _b(view[:, 0]) + n[1] * _b(view[:, 1]) + n[2] * _b(view[:, 2])
+        return (0.5 + 0.55 * inten * lam) * (0.8 + 0.2 * facing.clamp(min=0))
+
+    sharp = 0.5 * res * s * 1.5  # ellipsoid edge sharpness (~1.5 px)
+    img = col["background"][:, :, None, None].expand(n, 3, res, res)
+    # soft vignette on the background
+    img = img * (1.0 - 0.18 * (gx * gx + gy * gy))[None, None]
+
+    # long hair volume behind the head
+    hb = _Hit(o, d, g["hair_c"], g["hair_r"], sharp)
+    hair_shade = shade(hb.n, light_loc, d)
+    img = _paint(img, col["hair"][:, :, None, None] * (0.75 * hair_shade)[:, None], hb.alpha)
+
+    # shoulders and neck (body frame)
+    one3 = torch.ones_like(d)
+    sh = _Hit(body_o, body_d, one3 * torch.tensor([0.0, -1.78, -0.4]), one3 * torch.tensor([1.45, 0.62, 0.6]), sharp)
+    img = _paint(img, col["shirt"][:, :, None, None] * shade(sh.n, light_cam, body_d)[:, None], sh.alpha)
+    neck_r = one3 * torch.tensor([0.36, 0.75, 0.34])
+    neck_r = neck_r * torch.stack([1 + 0.12 * p["neck_width"], torch.ones_like(s), torch.ones_like(s)], -1)
+    nk = _Hit(body_o, body_d, one3 * torch.tensor([0.0, -1.0, -0.12]), neck_r, sharp)
+    neck_col = col["skin"][:, :, None, None] * (0.8 * shade(nk.n, light_cam, body_d))[:, None]
+    img = _paint(img, neck_col, nk.alpha)
+
+    # the head: front-most of cranium, jaw, nose, ears
+    hits = {
+        "cranium": _Hit(o, d, g["cranium_c"], g["cranium_r"], sharp),
+        "jaw": _Hit(o, d, g["jaw_c"], g["jaw_r"], sharp),
+        "nose": _Hit(o, d, g["nose_c"], g["nose_r"], sharp),
+        "ear_l": _Hit(o, d, g["ear_l_c"], g["ear_r"], sharp),
+        "ear_r": _Hit(o, d, g["ear_r_c"], g["ear_r"], sharp),
+    }
+    # cranium and jaw blend smoothly (no crease): weight by depth difference where both are hit
+    cr, jw = hits["cranium"], hits["jaw"]
+    wj = _sig((jw.t - cr.t) * 25.0) * _sig((jw.alpha - 0.5) * 20.0)
+    wj = wj + (1 - wj) * _sig((cr.alpha - 0.5) * -20.0)
+    qx, qy, qz = (_lerp(a, b, wj) for a, b in zip(cr.q, jw.q))
+    nx, ny, nz = (_lerp(a, b, wj) for a, b in zip(cr.n, jw.n))
+    inv = torch.rsqrt(nx * nx + ny * ny + nz * nz + 1e-8)
+    nx, ny, nz = nx * inv, ny * inv, nz * inv
+    bt = torch.where(torch.maximum(cr.alpha, jw.alpha) > 0.5, torch.maximum(cr.t, jw.t), torch.full_like(cr.t, -1e4))
+    is_nose = torch.zeros_like(bt)
+    is_ear = torch.zeros_like(bt)
+    cover = (1 - cr.alpha) * (1 - jw.alpha)
+    for name in ("nose", "ear_l", "ear_r"):
+        h = hits[name]
+        ht = torch.where(h.alpha > 0.5, h.t, torch.full_like(h.t, -1e4))
+        sel = ht > bt
+        qx, qy, qz = torch.where(sel, h.q[0], qx), torch.where(sel, h.q[1], qy), torch.where(sel, h.q[2], qz)
+        nx, ny, nz = torch.where(sel, h.n[0], nx), torch.where(sel, h.n[1], ny), torch.where(sel, h.n[2], nz)
+        self_mask = sel.to(bt.dtype)
+        if name == "nose":
+            is_nose = torch.maximum(is_nose * (1 - self_mask), self_mask)
+        else:
+            is_nose = is_nose * (1 - self_mask)
+        if name.startswith("ear"):
+            is_ear = torch.maximum(is_ear, self_mask)
+        else:
+            is_ear = is_ear * (1 - self_mask)
+        bt = torch.maximum(bt, ht)
+        cover = cover * (1 - h.alpha)
+    head_alpha = 1 - cover
+    skin = col["skin"][:, :, None, None].expand(n, 3, res, res)
+    alb = skin
+    face = (1 - is_nose) * (1 - is_ear) * _sig((qz - 0.25) * k)
+
+    # hair painted on the cranium (hairline curving down at the temples and behind)
+    rxc = _b(g["cranium_r"][:, 0])
+    hl = _b(g["hairline"]) - 0.36 * (qx / rxc) ** 2 - 0.6 * (0.35 - qz).clamp(min=0)
+    hair_amt = _b(0.6 + 0.4 * (p["hair_volume"] + 1) * 0.5).clamp(max=1.0)
+    hair_mask = _sig((qy - hl) * k) * (1 - is_nose) * hair_amt
+    hair_tex = 0.85 + 0.15 * torch.sin(qx * 40 + qy * 6)
+    alb = _paint(alb, col["hair"][:, :, None, None] * hair_tex[:, None], hair_mask)
+
+    if features:
+        alb = _paint_features(alb, p, g, col, (qx, qy, qz), face, is_nose, k)
+    shading = shade((nx, ny, nz), light_loc, d)
+    head = alb * shading[:, None]
+    spec = (nx * _b(light_loc[:, 0]) + ny * _b(light_loc[:, 1]) + nz * _b(light_loc[:, 2])).clamp(min=0)
+    spec = spec * spec
+    spec = spec * spec
+    head = head + (0.08 * spec * inten * (1 - hair_mask))[:, None]
+    img = _paint(img, head, head_alpha)
+    return img.clamp(0, 1) * 2 - 1
+
+
+def _paint_features(
+    alb: Tensor,
+    p: Params,
+    g: dict[str, Tensor],
+    col: dict[str, Tensor],
+    q: tuple[Tensor, Tensor, Tensor],
+    face: Tensor,
+    is_nose: Tensor,
+    k: Tensor,
+) -> Tensor:
+    """Paint eyes, lids, brows, lips, mouth interior, teeth, nostrils and blush on the head albedo."""
+    qx, qy, qz = q
+    ex, ey, ew, eh = _b(g["eye_x"]), _b(g["eye_y"]), _b(g["eye_w"]), _b(g["eye_h"])
+    gzx, gzy = _b(p["gaze_x"]), _b(p["gaze_y"])
+    skin = col["skin"][:, :, None, None]
+    # blush and eye-socket shading
+    cheeks = _ellipse(qx.abs(), qy, ex * 1.05, ey - 0.26, 0.16 + 0 * ex, 0.1 + 0 * ey, k) * _b(p["blush"])
+    alb = _paint(alb, _col(0.85, 0.35, 0.35)[None], cheeks * face * 0.35)
+    for side, blink in ((1.0, p["blink_left"]), (-1.0, p["blink_right"])):
+        cx = side * ex
+        u = (qx - cx) / ew  # -1..1 across the eye
+        par = (1 - u * u).clamp(min=0)
+        bl = _b(blink)
+        lower = ey - eh * 0.62 * par
+        upper = ey + eh * par * (1 - bl) - eh * 0.62 * par * bl
+        socket = _ellipse(qx, qy, cx, ey + 0.01, ew * 1.45, eh * 2.2, k)
+        alb = _paint(alb, skin * 0.82, socket * face * 0.35)
+        inside = _sig((1 - u.abs()) * ew * k)
+        eye = _band(qy, lower, upper, k) * inside * face
+        # lash line along the upper lid (stays visible when closed) and the lower lid line
+        lash = _band(qy, upper - 0.006, upper + 0.022, k) * _sig((1.08 - u.abs()) * ew * k) * face
+        alb = _paint(alb, _col(0.10, 0.07, 0.07)[None], lash)
+        alb = _paint(alb, _col(0.93, 0.92, 0.90)[None], eye)
+        icx = cx + gzx * ew * 0.42
+        icy = ey + gzy * eh * 0.35
+        ir = eh * 0.86
+        iris = _ellipse(qx, qy, icx, icy, ir, ir, k) * eye
+        alb = _paint(alb, col["iris"], iris)
+        pupil = _ellipse(qx, qy, icx, icy, ir * 0.45, ir * 0.45, k) * eye
+        alb = _paint(alb, _col(0.03, 0.03, 0.03)[None], pupil)
+        glint = _ellipse(qx, qy, icx + ir * 0.3, icy + ir * 0.35, ir * 0.16, ir * 0.16, k) * eye
+        alb = _paint(alb, _col(1.0, 1.0, 1.0)[None], glint * 0.8)
+        # brow: an arc above the eye; frown pulls the inner end down and in
+        bw = _b(g["brow_w"])
+        bu = (qx - cx * 1.02) / bw
+        inner = (1 - side * bu).clamp(0, 2) * 0.5  # 1 at the inner end
+        frown = _b(p["frown"])
+        by = _b(g["brow_y"]) + _b(g["brow_arch"]) * (1 - bu * bu) - 0.05 * frown * inner * inner
+        by = by + 0.02 * _b(p["brow_raise"]) * inner
+        bt = _b(g["brow_t"]) * (1.15 - 0.35 * (bu * side).clamp(min=0))
+        brow = _band(qy, by - bt * 0.5, by + bt * 0.5, k) * _sig((1 - bu.abs()) * bw * k) * face
+        alb = _paint(alb, col["brow"], brow)
+    # mouth
+    my, mw, sc = _b(g["mouth_y"]), _b(g["mouth_w"]), _b(g["smile_curve"])
+    u = qx / mw
+    par = (1 - u * u).clamp(min=0)
+    base = my + sc * u * u
+    up_in = base + _b(g["gap_up"]) * par
+    dn_in = base - _b(g["gap_dn"]) * par
+    bow = 1 - 0.35 * torch.exp(-(u * u) * 30)  # cupid's bow dip
+    up_out = up_in + _b(g["lip_up"]) * par * bow + 0.004
+    dn_out = dn_in - _b(g["lip_dn"]) * par - 0.004
+    across = _sig((1 - u.abs()) * mw * k)
+    lips = _band(qy, dn_out, up_out, k) * across * face
+    alb = _paint(alb, col["lips"], lips)
+    inner = _band(qy, dn_in, up_in, k) * _sig((0.97 - u.abs()) * mw * k) * face
+    alb = _paint(alb, _col(0.16, 0.05, 0.06)[None], inner)
+    teeth_top = _band(qy, up_in - 0.05, up_in + 0.01, k) * inner
+    alb = _paint(alb, _col(0.92, 0.90, 0.84)[None], teeth_top * _sig((0.75 - u.abs()) * mw * k))
+    corner = _band(qy, base - 0.008, base + 0.008, k) * across * face * 0.6
+    alb = _paint(alb, _col(0.25, 0.08, 0.08)[None], corner)
+    # nostrils on the underside of the nose
+    nc, nr = g["nose_c"], g["nose_r"]
+    for side in (1.0, -1.0):
+        nos = _ellipse(qx, qy, side * _b(nr[:, 0]) * 0.45, _b(nc[:, 1] - nr[:, 1] * 0.55), _b(nr[:, 0]) * 0.28,
+                       _b(nr[:, 1]) * 0.14, k)
+        alb = _paint(alb, skin * 0.35, nos * is_nose * _sig((qz - _b(nc[:, 2])) * k))
+    return alb
