@@ -11,6 +11,10 @@ import numpy as np
 Box = tuple[float, float, float, float]
 
 
+class BackendUnavailable(RuntimeError):
+    """An optional landmark backend cannot run here; the message says what to install or where to put files."""
+
+
 @dataclass
 class Detection:
     """One detected face (or the absence of one).

@@ -10,7 +10,11 @@ Conventions
   right iris (centre 468, then four points on the iris rim) and 473-477 the subject's left iris (centre 473).
 * ``IBUG68`` picks, for each of the 68 iBUG/300-W points, the mesh vertex that sits at the same anatomical place,
   so a 478-point detection can be compared with (or replaced by) a 68-point one (dlib, face-alignment):
-  ``to_ibug68(points)`` is that selection for 478 points and the identity for 68 points.
+  ``to_ibug68(points)`` is that selection for 478 points and the identity for 68 points. The vertices were chosen
+  among left/right mirror pairs of the mesh (jaw points on the face-oval contour, in order) to best match dlib's
+  68-point predictor on 63 real frames (the astronaut photo and three talking-head clips): mean NME to dlib 0.035
+  of the inter-ocular distance (jaw 0.059, inner face 0.027); eye and mouth corners are the mesh's anatomical
+  corners.
 
 iBUG-68 order (image-left to image-right on a frontal, non-mirrored face):
   0-16 jaw contour from the subject's right ear level over the chin (8) to the left ear level;
@@ -35,20 +39,20 @@ NUM_IBUG = 68
 
 # fmt: off
 IBUG68 = np.array([
-    # jaw 0-16: subject's right (image left) -> chin (8) -> subject's left
-    234, 93, 132, 58, 172, 136, 150, 176, 152, 400, 379, 365, 397, 288, 361, 323, 454,
+    # jaw 0-16: subject's right (image left, temple level) -> chin (8) -> subject's left
+    127, 234, 93, 132, 172, 136, 149, 148, 152, 377, 378, 365, 397, 361, 323, 454, 356,
     # right brow 17-21 (outer -> inner), left brow 22-26 (inner -> outer); upper brow edge
     70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
-    # nose bridge 27-30 (top -> tip), lower nose 31-35 (right nostril -> left nostril)
-    168, 197, 5, 1, 98, 97, 2, 326, 327,
+    # nose bridge 27-30 (top -> just above the tip), lower nose 31-35 (right alar base -> left alar base)
+    168, 197, 195, 4, 75, 97, 2, 326, 305,
     # right eye 36-41: outer corner, upper lid (outer, inner), inner corner, lower lid (inner, outer)
     33, 160, 158, 133, 153, 144,
     # left eye 42-47: inner corner, upper lid (inner, outer), outer corner, lower lid (outer, inner)
     362, 385, 387, 263, 373, 380,
     # outer lips 48-59: right corner, upper lip to the left corner (54), lower lip back
-    61, 40, 37, 0, 267, 270, 291, 321, 405, 17, 181, 91,
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
     # inner lips 60-67: right inner corner, upper inner lip, left inner corner (64), lower inner lip
-    78, 81, 13, 311, 308, 402, 14, 178,
+    78, 82, 13, 312, 308, 317, 14, 87,
 ], dtype=np.int64)
 # fmt: on
 
