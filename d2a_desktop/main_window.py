@@ -168,6 +168,11 @@ class MainWindow(QMainWindow):
         inf.job_progress.connect(lambda name, frac: self.source_panel.set_busy(name, frac))
         inf.job_done.connect(self._on_job_done)
 
+    @property
+    def has_source(self) -> bool:
+        """True once the model is loaded and a source is being animated."""
+        return self._source_key is not None
+
     # -- status ----------------------------------------------------------------------------------------------------
     def set_status(self, text: str) -> None:
         """Show ``text`` in the status line (and emit ``status_changed``)."""

@@ -67,8 +67,10 @@ class InferenceWorker(Worker):
         self._recent: collections.deque[np.ndarray] = collections.deque(maxlen=config.auto_calibrate_frames)
         self._last_points: np.ndarray | None = None
         self._face: bool | None = None
-        self.processed = 0
-        self.dropped = 0
+        self.processed = 0  # driver frames turned into outputs
+        self.dropped = 0  # driver frames skipped because a newer one had arrived
+        self.idle = True  # waiting for a frame (nothing in progress)
+        self.seen = 0  # counter of the last driver frame taken from the slot
         self.bundle: Any = None
         self._anim: Any = None  # the Animator; created, used and replaced only in this thread
 
@@ -221,13 +223,15 @@ class InferenceWorker(Worker):
             while not self.stopping:
                 if self._drain() and self._anim.source_ws is not None:
                     self._render(None, self._last_points, {})
+                self.idle = True
                 item = self.frames.wait_newer(seen, self.config.idle_poll_s)
                 if item is None or self.stopping:
                     continue
+                self.idle = False
                 frame, counter = item
                 if counter - seen > 1 and self.processed > 0:
                     self.dropped += counter - seen - 1
-                seen = counter
+                seen = self.seen = counter
                 if self._anim.source_ws is None:
                     continue
                 t0 = time.perf_counter()

@@ -1,0 +1,182 @@
+"""The main window on the real engine (default bundle), a video file as the camera, pytest-qt offscreen.
+
+One window is shared by the tests of this module (building the Animator is the slow part); they run in file
+order and the last one closes the window mid-recording and checks that nothing is left running.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from d2a_desktop.config import InferenceConfig
+from d2a_desktop.main_window import MainWindow
+from d2a_desktop.settings import AppSettings, open_settings
+
+SEED = 3
+
+
+@dataclass
+class Live:
+    window: MainWindow
+    settings_path: Path
+    python_threads: int  # non-dummy Python threads before the window existed
+
+
+def _python_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.is_alive() and not isinstance(t, threading._DummyThread))
+
+
+@pytest.fixture(scope="module")
+def live(qapp, default_bundle_dir, tmp_path_factory) -> Live:
+    settings_path = tmp_path_factory.mktemp("settings") / "d2a.ini"
+    baseline = _python_threads()
+    window = MainWindow(AppSettings(open_settings(str(settings_path))), InferenceConfig(smoothing=0.0),
+                        initial_source=SEED, gallery=False)
+    window.show()
+    yield Live(window, settings_path, baseline)
+    if window.isVisible():
+        window.close()
+
+
+def _wait_processed(qtbot, window: MainWindow, n: int, timeout: int = 60_000) -> None:
+    inf = window.session.inference
+    target = inf.processed + n
+    qtbot.waitUntil(lambda: inf.processed >= target, timeout=timeout)
+
+
+def _wait_idle(qtbot, window: MainWindow) -> None:
+    """Camera stopped and the inference thread has finished the newest frame and every command."""
+    inf, frames = window.session.inference, window.session.frames
+    qtbot.waitUntil(lambda: inf.idle and inf.seen == frames.counter and inf._commands.empty(), timeout=30_000)
+    qtbot.wait(150)  # one more poll period: a command taken just before the check has finished rendering
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def test_starts_on_the_default_bundle_sample(qtbot, live: Live) -> None:
+    w = live.window
+    qtbot.waitUntil(lambda: w.has_source, timeout=120_000)
+    assert w.info["directions"], "the direction bank should be listed (sliders)"
+    assert len(w.sliders.sliders) == len(w.info["directions"])
+    qtbot.waitUntil(lambda: w.live.has_frame(), timeout=10_000)
+    assert w.source_panel.preview.has_frame()
+
+
+def test_frames_flow_and_the_output_follows_the_driver(qtbot, live: Live, clips) -> None:
+    w = live.window
+    source = w.session.inference._anim.source_image.copy()
+    outputs: list[np.ndarray] = []
+    drivers: list[np.ndarray] = []
+
+    def collect() -> bool:
+        r, _ = w.session.results.get()
+        if r is not None and r.driver is not None and (not drivers or r.driver is not drivers[-1]):
+            outputs.append(r.output)
+            drivers.append(r.driver)
+        return len(outputs) >= 6
+
+    w.start_camera(str(clips["face"]))
+    qtbot.waitUntil(collect, timeout=90_000)
+    assert w.session.inference.processed >= 6
+    assert w.live.driver.has_frame()
+    assert "fps" in w.fps_label.text() and "generator" in w.latency_label.text()
+    # the driver moves (head turn + mouth) and so must the output: it leaves the source and varies over time
+    assert max(_diff(o, source) for o in outputs) > 0.1
+    assert max(_diff(o, outputs[0]) for o in outputs[1:]) > 0.1
+
+
+def test_calibrate_neutral_changes_the_output(qtbot, live: Live) -> None:
+    w = live.window
+    w.controls.start_button.setChecked(False)  # stop the camera: the output is re-rendered from the last face
+    _wait_idle(qtbot, w)
+    before, _ = w.session.results.get()
+    w.calibrate()  # the last driver face becomes the neutral: no relative motion left
+    qtbot.waitUntil(lambda: "calibrated" in w.status_text(), timeout=30_000)
+    _wait_idle(qtbot, w)
+    after, _ = w.session.results.get()
+    source = w.session.inference._anim.source_image
+    assert _diff(after.output, before.output) > 0.1
+    assert _diff(after.output, source) < _diff(before.output, source)
+
+
+def test_recording_has_the_expected_frame_count(qtbot, live: Live, clips, tmp_path) -> None:
+    w = live.window
+    out = tmp_path / "session.mp4"
+    w.start_camera(str(clips["face"]))
+    w.start_recording(out)
+    _wait_processed(qtbot, w, 6)
+    assert "REC" in w.rec_label.text()
+    produced, written, dropped = w.stop_recording()
+    assert produced >= 6
+    assert written + dropped == produced
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        assert sum(1 for _ in c.decode(video=0)) == written
+
+
+def test_no_face_shows_the_status_and_keeps_the_last_good_output(qtbot, live: Live, clips) -> None:
+    w = live.window
+    w.controls.start_button.setChecked(False)
+    _wait_idle(qtbot, w)
+    last_good, _ = w.session.results.get()
+    w.start_camera(str(clips["plain"]))
+    qtbot.waitUntil(lambda: w.status_text() == "no face", timeout=60_000)
+    _wait_processed(qtbot, w, 3)
+    r, _ = w.session.results.get()
+    assert not r.found and r.driver is not None
+    assert np.array_equal(r.output, last_good.output)
+
+
+def test_missing_camera_device_is_reported(qtbot, live: Live) -> None:
+    w = live.window
+    w.start_camera("57")
+    qtbot.waitUntil(lambda: "camera 57 not found" in w.status_text(), timeout=30_000)
+    assert w.isVisible()
+    w.controls.start_button.setChecked(False)
+
+
+def test_virtual_camera_failure_is_a_message(qtbot, live: Live) -> None:
+    w = live.window
+    w.controls.virtualcam.setChecked(True)
+    if w.virtualcam.is_open:  # pragma: no cover - a machine with a virtual camera device
+        w.controls.virtualcam.setChecked(False)
+        pytest.skip("a virtual camera device exists here")
+    assert "virtual camera unavailable" in w.status_text()
+    assert not w.controls.virtualcam.isChecked()
+    w.pull_result()  # painting goes on
+    assert w.isVisible()
+
+
+def test_closing_mid_recording_finalises_the_file_and_stops_every_thread(qtbot, live: Live, clips, tmp_path) -> None:
+    w = live.window
+    w.controls.mode.setCurrentText("absolute")
+    w.controls.pose_gain.setValue(150)
+    w.controls.region_boxes["mouth"].setChecked(False)
+    out = tmp_path / "closed.mp4"
+    w.start_camera(str(clips["face"]))
+    w.start_recording(out)
+    _wait_processed(qtbot, w, 3)
+    rec = w.session.recorder
+    workers = [w.session._inference_thread, w.session._capture_thread, w.session._recorder_thread]
+    w.close()
+    # the file is complete and playable, and every frame is accounted for
+    assert rec.written >= 1 and rec.written + rec.dropped == rec.produced
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == rec.written
+    # no thread left running
+    assert w.session.threads_running() == []
+    assert all(t.thread.isFinished() for t in workers)
+    assert _python_threads() == live.python_threads
+    # the settings were written and come back in a new run
+    stored = AppSettings(open_settings(str(live.settings_path))).controls()
+    assert stored["mode"] == "absolute" and stored["pose_gain"] == 1.5
+    assert stored["regions"]["mouth"] is False and stored["regions"]["eyes"] is True
+    assert stored["camera"] == str(clips["face"])
