@@ -72,8 +72,8 @@ def geometry(p: Params) -> dict[str, Tensor]:
     g["jaw_c"] = v3(0.0, -0.32 - 0.11 * jaw - 0.03 * p["chin_length"], 0.06)
     g["jaw_r"] = v3(jrx, jry, 0.72 * one)
     ns, nl = p["nose_size"], p["nose_length"]
-    g["nose_c"] = v3(0.0, -0.12 - 0.02 * nl, 0.70)
-    g["nose_r"] = v3(0.10 * (1 + 0.15 * ns), 0.19 * (1 + 0.12 * nl), 0.19 * (1 + 0.15 * ns))
+    g["nose_c"] = v3(0.0, -0.12 - 0.02 * nl, 0.72)
+    g["nose_r"] = v3(0.10 * (1 + 0.15 * ns), 0.19 * (1 + 0.12 * nl), 0.23 * (1 + 0.12 * ns))
     ear_ry = 0.19 * (1 + 0.15 * p["ear_size"])
     g["ear_l_c"] = v3(crx * 0.96, 0.0, -0.06)
     g["ear_r_c"] = v3(-crx * 0.96, 0.0, -0.06)
@@ -94,7 +94,7 @@ def geometry(p: Params) -> dict[str, Tensor]:
     g["brow_t"] = 0.034 * (1 + 0.25 * p["brow_thickness"])
     g["brow_arch"] = 0.035 * (1 + 0.4 * p["brow_arch"]) + 0.02 * p["brow_raise"]
     g["mouth_y"] = -0.43 - 0.02 * p["chin_length"] + 0.02 * p["smile"]
-    g["mouth_w"] = 0.20 * (1 + 0.10 * p["mouth_width"]) * (1 + 0.28 * p["smile"] - 0.30 * p["pucker"])
+    g["mouth_w"] = 0.20 * (1 + 0.07 * p["mouth_width"]) * (1 + 0.42 * p["smile"] - 0.30 * p["pucker"])
     g["smile_curve"] = 0.075 * p["smile"] - 0.02 * p["frown"]
     g["gap_up"] = 0.004 + 0.03 * jaw
     g["gap_dn"] = 0.004 + 0.19 * jaw
@@ -156,24 +156,40 @@ def project(p: Params, q: Tensor, resolution: int) -> Tensor:
 
 
 class _Hit:
-    """Front intersection of the per-pixel rays with one ellipsoid: coverage, depth, local point and normal."""
+    """Front intersection of the per-pixel rays ``o + t d`` with one ellipsoid (centre c, radii r, head frame).
+
+    alpha: soft coverage [N, H, W]; t: depth along the ray; q: hit point; n: unit normal (computed on demand).
+    """
 
     def __init__(self, o: tuple[Tensor, Tensor, Tensor], d: Tensor, c: Tensor, r: Tensor, sharp: Tensor) -> None:
         ox, oy, oz = o
-        cx, cy, cz = (_b(c[:, i]) for i in range(3))
-        rx, ry, rz = (_b(r[:, i]) for i in range(3))
+        self.c = tuple(_b(c[:, i]) for i in range(3))
+        self.r = tuple(_b(r[:, i]) for i in range(3))
+        (cx, cy, cz), (rx, ry, rz) = self.c, self.r
         dx, dy, dz = (_b(d[:, i]) for i in range(3))
         ux, uy, uz = (ox - cx) / rx, (oy - cy) / ry, (oz - cz) / rz
         vx, vy, vz = dx / rx, dy / ry, dz / rz
-        a = vx * vx + vy * vy + vz * vz
+        a = vx * vx + vy * vy + vz * vz  # [N, 1, 1]
         bh = ux * vx + uy * vy + uz * vz
         disc = bh * bh - a * (ux * ux + uy * uy + uz * uz - 1)
-        self.alpha = _sig(disc / a * _b(sharp * r.mean(-1)))
+        self.alpha = _sig(disc * (_b(sharp * r.mean(-1)) / a))
         self.t = (torch.sqrt(disc.clamp(min=1e-6)) - bh) / a
         self.q = (ox + self.t * dx, oy + self.t * dy, oz + self.t * dz)
+
+    def normal(self) -> tuple[Tensor, Tensor, Tensor]:
+        (cx, cy, cz), (rx, ry, rz) = self.c, self.r
         nx, ny, nz = (self.q[0] - cx) / (rx * rx), (self.q[1] - cy) / (ry * ry), (self.q[2] - cz) / (rz * rz)
         inv = torch.rsqrt(nx * nx + ny * ny + nz * nz + 1e-8)
-        self.n = (nx * inv, ny * inv, nz * inv)
+        return nx * inv, ny * inv, nz * inv
+
+
+def _body_hit(x: Tensor, y: Tensor, c: tuple[float, float], r: Tensor, sharp: Tensor) -> tuple[Tensor, Tensor]:
+    """Unrotated ellipsoid seen along z (neck, shoulders): coverage [N, H, W] and a view-facing shading term."""
+    rx, ry = _b(r[:, 0]), _b(r[:, 1])
+    ux, uy = (x - c[0]) / rx, (y - c[1]) / ry
+    e = 1 - ux * ux - uy * uy
+    alpha = _sig(e * _b(sharp * r[:, 0]))
+    return alpha, e.clamp(min=0)
 
 
 def _ellipse(u: Tensor, v: Tensor, cu: Tensor, cv: Tensor, ru: Tensor, rv: Tensor, k: Tensor) -> Tensor:
@@ -197,7 +213,7 @@ def colours(p: Params) -> dict[str, Tensor]:
     hue = p["hair_hue"][:, None]
     base = _lerp(_col(0.86, 0.70, 0.42), _col(0.56, 0.24, 0.10), hue)
     c["hair"] = _lerp(base, _col(0.07, 0.055, 0.05), p["hair_color"][:, None])
-    c["brow"] = c["hair"] * 0.55 + 0.04
+    c["brow"] = c["hair"] * 0.45 + 0.03
     c["iris"] = _lerp(_col(0.36, 0.20, 0.09), _col(0.22, 0.45, 0.62), p["eye_color"][:, None])
     lips = _lerp(_col(0.80, 0.45, 0.45), _col(0.66, 0.16, 0.22), p["lip_color"][:, None])
     c["lips"] = 0.55 * lips + 0.45 * c["skin"] * _col(0.85, 0.55, 0.55)
@@ -220,6 +236,95 @@ def _paint(img: Tensor, colour: Tensor, mask: Tensor) -> Tensor:
     return img + (colour - img) * mask[:, None]
 
 
+# The painted features live in a texture over the head-frame (x, y) square centred at TEX_CENTER with half-size
+# TEX_HALF; every pixel looks it up at its own head-frame surface point (so features rotate, foreshorten and get
+# occluded with the head). The texture has TEX_FACTOR texels per output pixel row (it is coarser than the image).
+TEX_CENTER = (0.0, -0.14)
+TEX_HALF = 0.64
+TEX_FACTOR = 0.5
+
+
+def feature_texture(p: Params, g: dict[str, Tensor], col: dict[str, Tensor], size: int, k: Tensor) -> Tensor:
+    """Paint eyes, lids, brows, lips, mouth interior, teeth, blush and nostrils in head-frame (x, y).
+
+    Returns [N, 5, size, size]: premultiplied RGB (3), coverage (1), nostril darkness (1); row 0 is the top.
+    """
+    n = p["yaw"].shape[0]
+    t = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
+    qx = (TEX_CENTER[0] + TEX_HALF * t)[None, None, :].expand(n, size, size)
+    qy = (TEX_CENTER[1] - TEX_HALF * t)[None, :, None].expand(n, size, size)
+    rgb = torch.zeros(n, 3, size, size)
+    cov = torch.zeros(n, size, size)
+
+    def over(colour: Tensor, m: Tensor) -> None:
+        nonlocal rgb, cov
+        c = colour[:, :, None, None] if colour.ndim == 2 else colour
+        rgb = rgb + (c - rgb) * m[:, None]
+        cov = cov + (1 - cov) * m
+
+    ex, ey, ew, eh = _b(g["eye_x"]), _b(g["eye_y"]), _b(g["eye_w"]), _b(g["eye_h"])
+    gzx, gzy = _b(p["gaze_x"]), _b(p["gaze_y"])
+    skin = col["skin"]
+    cheeks = _ellipse(qx.abs(), qy, ex * 1.05, ey - 0.27, 0.16 + 0 * ex, 0.1 + 0 * ey, k) * _b(p["blush"])
+    over(_col(0.85, 0.35, 0.35)[None], cheeks * 0.3)
+    for side, blink in ((1.0, p["blink_left"]), (-1.0, p["blink_right"])):
+        cx = side * ex
+        u = (qx - cx) / ew  # -1..1 across the eye
+        par = (1 - u * u).clamp(min=0)
+        bl = _b(blink)
+        lower = ey - eh * 0.62 * par
+        upper = ey + eh * par * (1 - bl) - eh * 0.62 * par * bl
+        socket = _ellipse(qx, qy, cx, ey + 0.01, ew * 1.45, eh * 2.3, k)
+        over(skin * 0.8, socket * 0.4)
+        inside = _sig((1 - u.abs()) * ew * k)
+        eye = _band(qy, lower, upper, k) * inside
+        # lash line along the upper lid (stays visible when closed)
+        lash = _band(qy, upper - 0.008, upper + 0.024, k) * _sig((1.1 - u.abs()) * ew * k)
+        over(_col(0.10, 0.07, 0.07)[None], lash)
+        over(_col(0.95, 0.94, 0.92)[None], eye)
+        icx = cx + gzx * ew * 0.45
+        icy = ey + gzy * eh * 0.35
+        ir = eh * 0.88
+        over(col["iris"], _ellipse(qx, qy, icx, icy, ir, ir, k) * eye)
+        over(_col(0.03, 0.03, 0.03)[None], _ellipse(qx, qy, icx, icy, ir * 0.45, ir * 0.45, k) * eye)
+        glint = _ellipse(qx, qy, icx + ir * 0.3, icy + ir * 0.35, ir * 0.18, ir * 0.18, k) * eye
+        over(_col(1.0, 1.0, 1.0)[None], glint * 0.8)
+        # brow: an arc above the eye; frown pulls the inner end down and in
+        bw = _b(g["brow_w"])
+        bu = (qx - cx * 1.02) / bw
+        inner = (1 - side * bu).clamp(0, 2) * 0.5  # 1 at the inner end
+        by = _b(g["brow_y"]) + _b(g["brow_arch"]) * (1 - bu * bu) - 0.05 * _b(p["frown"]) * inner * inner
+        by = by + 0.02 * _b(p["brow_raise"]) * inner
+        bt = _b(g["brow_t"]) * (1.15 - 0.35 * (bu * side).clamp(min=0))
+        brow = _band(qy, by - bt * 0.5, by + bt * 0.5, k) * _sig((1 - bu.abs()) * bw * k)
+        over(col["brow"], brow)
+    # mouth
+    my, mw, sc = _b(g["mouth_y"]), _b(g["mouth_w"]), _b(g["smile_curve"])
+    u = qx / mw
+    par = (1 - u * u).clamp(min=0)
+    base = my + sc * u * u
+    up_in = base + _b(g["gap_up"]) * par
+    dn_in = base - _b(g["gap_dn"]) * par
+    bow = 1 - 0.35 * torch.exp((-30.0 * u * u).clamp(min=-30.0))  # cupid's bow dip
+    up_out = up_in + _b(g["lip_up"]) * par * bow + 0.004
+    dn_out = dn_in - _b(g["lip_dn"]) * par - 0.004
+    across = _sig((1 - u.abs()) * mw * k)
+    over(col["lips"], _band(qy, dn_out, up_out, k) * across)
+    inner = _band(qy, dn_in, up_in, k) * _sig((0.97 - u.abs()) * mw * k)
+    over(_col(0.16, 0.05, 0.06)[None], inner)
+    teeth = _band(qy, up_in - 0.05, up_in + 0.01, k) * inner * _sig((0.75 - u.abs()) * mw * k)
+    over(_col(0.92, 0.90, 0.84)[None], teeth)
+    over(_col(0.25, 0.08, 0.08)[None], _band(qy, base - 0.008, base + 0.008, k) * across * 0.6)
+    # nostrils (applied only where the nose is the visible surface)
+    nc, nr = g["nose_c"], g["nose_r"]
+    nos = torch.zeros_like(cov)
+    for side in (1.0, -1.0):
+        m = _ellipse(qx, qy, side * _b(nr[:, 0]) * 0.45, _b(nc[:, 1] - nr[:, 1] * 0.55), _b(nr[:, 0]) * 0.28,
+                     _b(nr[:, 1]) * 0.14, k)
+        nos = nos + m
+    return torch.cat([rgb, cov[:, None], nos[:, None]], 1)
+
+
 def render(p: Params, gx: Tensor, gy: Tensor, features: bool = True) -> Tensor:
     """Render named parameters ([N] each) on the pixel grid gx, gy ([H, W], y up) -> image [N, 3, H, W] in [-1, 1].
 
@@ -231,184 +336,89 @@ def render(p: Params, gx: Tensor, gy: Tensor, features: bool = True) -> Tensor:
     g = geometry(p)
     col = colours(p)
     s = BASE_SCALE * p["scale"]  # [N]
-    px_per_unit = 0.5 * res * s  # pixels per head unit, [N]
-    k = _b(px_per_unit * 1.6)  # sharpness for signed distances in head units (~1.2 px edges)
+    k = _b(0.5 * res * s * 1.6)  # sharpness of painted edges per head unit (~1.2 px)
+    sharp = 0.5 * res * s * 1.5  # ellipsoid edge sharpness (~1.5 px)
     rot = rotation(p["yaw"], p["pitch"], p["roll"])
     # rays in the head frame: q(t) = o + t d
     X = (gx[None] - _b(p["tx"])) / _b(s)
     Y = (gy[None] - _b(p["ty"])) / _b(s)
     o = tuple(X * _b(rot[:, 0, i]) + Y * _b(rot[:, 1, i]) for i in range(3))
     d = rot[:, 2, :]
-    zero_o = torch.zeros_like(X)
-    body_o = (X, Y, zero_o)
-    body_d = torch.zeros_like(d)
-    body_d[:, 2] = 1.0
     light_cam = col["light"]
     light_loc = torch.einsum("nji,nj->ni", rot, light_cam)  # R^T l
     inten = _b(col["light_intensity"])
 
-    def shade(n: tuple[Tensor, Tensor, Tensor], light: Tensor, view: Tensor) -> Tensor:
-        lam = (n[0] * _b(light[:, 0]) + n[1] * _b(light[:, 1]) + n[2] * _b(light[:, 2])).clamp(min=0)
-        facing = n[0] * _b(view[:, 0]) + n[1] * _b(view[:, 1]) + n[2] * _b(view[:, 2])
-        return (0.5 + 0.55 * inten * lam) * (0.8 + 0.2 * facing.clamp(min=0))
+    def shade(nrm: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        lam = nrm[0] * _b(light_loc[:, 0]) + nrm[1] * _b(light_loc[:, 1]) + nrm[2] * _b(light_loc[:, 2])
+        facing = nrm[0] * _b(d[:, 0]) + nrm[1] * _b(d[:, 1]) + nrm[2] * _b(d[:, 2])
+        return (0.5 + 0.55 * inten * lam.clamp(min=0)) * (0.8 + 0.2 * facing.clamp(min=0))
 
-    sharp = 0.5 * res * s * 1.5  # ellipsoid edge sharpness (~1.5 px)
-    img = col["background"][:, :, None, None].expand(n, 3, res, res)
-    # soft vignette on the background
-    img = img * (1.0 - 0.18 * (gx * gx + gy * gy))[None, None]
+    vignette = 1.0 - 0.18 * (gx * gx + gy * gy)
+    img = col["background"][:, :, None, None] * vignette
 
     # long hair volume behind the head
     hb = _Hit(o, d, g["hair_c"], g["hair_r"], sharp)
-    hair_shade = shade(hb.n, light_loc, d)
-    img = _paint(img, col["hair"][:, :, None, None] * (0.75 * hair_shade)[:, None], hb.alpha)
+    img = _paint(img, col["hair"][:, :, None, None] * (0.75 * shade(hb.normal()))[:, None], hb.alpha)
 
-    # shoulders and neck (body frame)
-    one3 = torch.ones_like(d)
-    sh = _Hit(body_o, body_d, one3 * torch.tensor([0.0, -1.78, -0.4]), one3 * torch.tensor([1.45, 0.62, 0.6]), sharp)
-    img = _paint(img, col["shirt"][:, :, None, None] * shade(sh.n, light_cam, body_d)[:, None], sh.alpha)
-    neck_r = one3 * torch.tensor([0.36, 0.75, 0.34])
-    neck_r = neck_r * torch.stack([1 + 0.12 * p["neck_width"], torch.ones_like(s), torch.ones_like(s)], -1)
-    nk = _Hit(body_o, body_d, one3 * torch.tensor([0.0, -1.0, -0.12]), neck_r, sharp)
-    neck_col = col["skin"][:, :, None, None] * (0.8 * shade(nk.n, light_cam, body_d))[:, None]
-    img = _paint(img, neck_col, nk.alpha)
+    # shoulders and neck (unrotated body frame, lit from the front)
+    ones = torch.ones_like(s)
+    sh_a, sh_e = _body_hit(X, Y, (0.0, -1.78), torch.stack([1.45 * ones, 0.62 * ones], -1), sharp)
+    img = _paint(img, col["shirt"][:, :, None, None] * (0.55 + 0.45 * sh_e)[:, None], sh_a)
+    nk_a, nk_e = _body_hit(X, Y, (0.0, -1.0), torch.stack([0.36 * (1 + 0.12 * p["neck_width"]), 0.75 * ones], -1),
+                           sharp)
+    img = _paint(img, col["skin"][:, :, None, None] * (0.5 + 0.3 * nk_e)[:, None], nk_a)
 
-    # the head: front-most of cranium, jaw, nose, ears
-    hits = {
-        "cranium": _Hit(o, d, g["cranium_c"], g["cranium_r"], sharp),
-        "jaw": _Hit(o, d, g["jaw_c"], g["jaw_r"], sharp),
-        "nose": _Hit(o, d, g["nose_c"], g["nose_r"], sharp),
-        "ear_l": _Hit(o, d, g["ear_l_c"], g["ear_r"], sharp),
-        "ear_r": _Hit(o, d, g["ear_r_c"], g["ear_r"], sharp),
-    }
-    # cranium and jaw blend smoothly (no crease): weight by depth difference where both are hit
-    cr, jw = hits["cranium"], hits["jaw"]
+    # the head: cranium and jaw blended smoothly, then nose and ears where they are in front
+    cr = _Hit(o, d, g["cranium_c"], g["cranium_r"], sharp)
+    jw = _Hit(o, d, g["jaw_c"], g["jaw_r"], sharp)
     wj = _sig((jw.t - cr.t) * 25.0) * _sig((jw.alpha - 0.5) * 20.0)
     wj = wj + (1 - wj) * _sig((cr.alpha - 0.5) * -20.0)
     qx, qy, qz = (_lerp(a, b, wj) for a, b in zip(cr.q, jw.q))
-    nx, ny, nz = (_lerp(a, b, wj) for a, b in zip(cr.n, jw.n))
-    inv = torch.rsqrt(nx * nx + ny * ny + nz * nz + 1e-8)
-    nx, ny, nz = nx * inv, ny * inv, nz * inv
+    nx, ny, nz = (_lerp(a, b, wj) for a, b in zip(cr.normal(), jw.normal()))
     bt = torch.where(torch.maximum(cr.alpha, jw.alpha) > 0.5, torch.maximum(cr.t, jw.t), torch.full_like(cr.t, -1e4))
-    is_nose = torch.zeros_like(bt)
-    is_ear = torch.zeros_like(bt)
     cover = (1 - cr.alpha) * (1 - jw.alpha)
+    is_nose = torch.zeros_like(bt)
+    not_ear = torch.ones_like(bt)
     for name in ("nose", "ear_l", "ear_r"):
-        h = hits[name]
+        c = g[name + "_c"] if name == "nose" else g[name + "_c"]
+        h = _Hit(o, d, c, g["nose_r"] if name == "nose" else g["ear_r"], sharp)
         ht = torch.where(h.alpha > 0.5, h.t, torch.full_like(h.t, -1e4))
         sel = ht > bt
+        hn = h.normal()
         qx, qy, qz = torch.where(sel, h.q[0], qx), torch.where(sel, h.q[1], qy), torch.where(sel, h.q[2], qz)
-        nx, ny, nz = torch.where(sel, h.n[0], nx), torch.where(sel, h.n[1], ny), torch.where(sel, h.n[2], nz)
-        self_mask = sel.to(bt.dtype)
-        if name == "nose":
-            is_nose = torch.maximum(is_nose * (1 - self_mask), self_mask)
-        else:
-            is_nose = is_nose * (1 - self_mask)
-        if name.startswith("ear"):
-            is_ear = torch.maximum(is_ear, self_mask)
-        else:
-            is_ear = is_ear * (1 - self_mask)
+        nx, ny, nz = torch.where(sel, hn[0], nx), torch.where(sel, hn[1], ny), torch.where(sel, hn[2], nz)
+        fsel = sel.to(bt.dtype)
+        is_nose = fsel if name == "nose" else is_nose * (1 - fsel)
+        if name != "nose":
+            not_ear = not_ear * (1 - fsel)
         bt = torch.maximum(bt, ht)
         cover = cover * (1 - h.alpha)
-    head_alpha = 1 - cover
-    skin = col["skin"][:, :, None, None].expand(n, 3, res, res)
-    alb = skin
-    face = (1 - is_nose) * (1 - is_ear) * _sig((qz - 0.25) * k)
+    inv = torch.rsqrt(nx * nx + ny * ny + nz * nz + 1e-8)
+    nx, ny, nz = nx * inv, ny * inv, nz * inv
+    alb = col["skin"][:, :, None, None].expand(n, 3, res, res)
 
     # hair painted on the cranium (hairline curving down at the temples and behind)
     rxc = _b(g["cranium_r"][:, 0])
     hl = _b(g["hairline"]) - 0.36 * (qx / rxc) ** 2 - 0.6 * (0.35 - qz).clamp(min=0)
-    hair_amt = _b(0.6 + 0.4 * (p["hair_volume"] + 1) * 0.5).clamp(max=1.0)
+    hair_amt = _b(0.8 + 0.1 * p["hair_volume"])
     hair_mask = _sig((qy - hl) * k) * (1 - is_nose) * hair_amt
     hair_tex = 0.85 + 0.15 * torch.sin(qx * 40 + qy * 6)
     alb = _paint(alb, col["hair"][:, :, None, None] * hair_tex[:, None], hair_mask)
 
     if features:
-        alb = _paint_features(alb, p, g, col, (qx, qy, qz), face, is_nose, k)
-    shading = shade((nx, ny, nz), light_loc, d)
-    head = alb * shading[:, None]
+        size = max(16, int(round(res * TEX_FACTOR)))
+        tex = feature_texture(p, g, col, size, k * (size / (res * TEX_HALF * _b(s))).clamp(max=1.0))
+        grid = torch.stack([(qx - TEX_CENTER[0]) / TEX_HALF, (TEX_CENTER[1] - qy) / TEX_HALF], -1)
+        smp = torch.nn.functional.grid_sample(tex, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        gate = not_ear * _sig((qz - 0.25) * k)
+        face_gate = gate * (1 - is_nose)
+        alb = alb * (1 - smp[:, 3:4] * face_gate[:, None]) + smp[:, :3] * face_gate[:, None]
+        nose_dark = smp[:, 4] * is_nose * _sig((qz - _b(g["nose_c"][:, 2])) * k)
+        alb = alb * (1 - 0.65 * nose_dark.clamp(max=1.0))[:, None]
+    head = alb * shade((nx, ny, nz))[:, None]
     spec = (nx * _b(light_loc[:, 0]) + ny * _b(light_loc[:, 1]) + nz * _b(light_loc[:, 2])).clamp(min=0)
     spec = spec * spec
     spec = spec * spec
     head = head + (0.08 * spec * inten * (1 - hair_mask))[:, None]
-    img = _paint(img, head, head_alpha)
+    img = _paint(img, head, 1 - cover)
     return img.clamp(0, 1) * 2 - 1
-
-
-def _paint_features(
-    alb: Tensor,
-    p: Params,
-    g: dict[str, Tensor],
-    col: dict[str, Tensor],
-    q: tuple[Tensor, Tensor, Tensor],
-    face: Tensor,
-    is_nose: Tensor,
-    k: Tensor,
-) -> Tensor:
-    """Paint eyes, lids, brows, lips, mouth interior, teeth, nostrils and blush on the head albedo."""
-    qx, qy, qz = q
-    ex, ey, ew, eh = _b(g["eye_x"]), _b(g["eye_y"]), _b(g["eye_w"]), _b(g["eye_h"])
-    gzx, gzy = _b(p["gaze_x"]), _b(p["gaze_y"])
-    skin = col["skin"][:, :, None, None]
-    # blush and eye-socket shading
-    cheeks = _ellipse(qx.abs(), qy, ex * 1.05, ey - 0.26, 0.16 + 0 * ex, 0.1 + 0 * ey, k) * _b(p["blush"])
-    alb = _paint(alb, _col(0.85, 0.35, 0.35)[None], cheeks * face * 0.35)
-    for side, blink in ((1.0, p["blink_left"]), (-1.0, p["blink_right"])):
-        cx = side * ex
-        u = (qx - cx) / ew  # -1..1 across the eye
-        par = (1 - u * u).clamp(min=0)
-        bl = _b(blink)
-        lower = ey - eh * 0.62 * par
-        upper = ey + eh * par * (1 - bl) - eh * 0.62 * par * bl
-        socket = _ellipse(qx, qy, cx, ey + 0.01, ew * 1.45, eh * 2.2, k)
-        alb = _paint(alb, skin * 0.82, socket * face * 0.35)
-        inside = _sig((1 - u.abs()) * ew * k)
-        eye = _band(qy, lower, upper, k) * inside * face
-        # lash line along the upper lid (stays visible when closed) and the lower lid line
-        lash = _band(qy, upper - 0.006, upper + 0.022, k) * _sig((1.08 - u.abs()) * ew * k) * face
-        alb = _paint(alb, _col(0.10, 0.07, 0.07)[None], lash)
-        alb = _paint(alb, _col(0.93, 0.92, 0.90)[None], eye)
-        icx = cx + gzx * ew * 0.42
-        icy = ey + gzy * eh * 0.35
-        ir = eh * 0.86
-        iris = _ellipse(qx, qy, icx, icy, ir, ir, k) * eye
-        alb = _paint(alb, col["iris"], iris)
-        pupil = _ellipse(qx, qy, icx, icy, ir * 0.45, ir * 0.45, k) * eye
-        alb = _paint(alb, _col(0.03, 0.03, 0.03)[None], pupil)
-        glint = _ellipse(qx, qy, icx + ir * 0.3, icy + ir * 0.35, ir * 0.16, ir * 0.16, k) * eye
-        alb = _paint(alb, _col(1.0, 1.0, 1.0)[None], glint * 0.8)
-        # brow: an arc above the eye; frown pulls the inner end down and in
-        bw = _b(g["brow_w"])
-        bu = (qx - cx * 1.02) / bw
-        inner = (1 - side * bu).clamp(0, 2) * 0.5  # 1 at the inner end
-        frown = _b(p["frown"])
-        by = _b(g["brow_y"]) + _b(g["brow_arch"]) * (1 - bu * bu) - 0.05 * frown * inner * inner
-        by = by + 0.02 * _b(p["brow_raise"]) * inner
-        bt = _b(g["brow_t"]) * (1.15 - 0.35 * (bu * side).clamp(min=0))
-        brow = _band(qy, by - bt * 0.5, by + bt * 0.5, k) * _sig((1 - bu.abs()) * bw * k) * face
-        alb = _paint(alb, col["brow"], brow)
-    # mouth
-    my, mw, sc = _b(g["mouth_y"]), _b(g["mouth_w"]), _b(g["smile_curve"])
-    u = qx / mw
-    par = (1 - u * u).clamp(min=0)
-    base = my + sc * u * u
-    up_in = base + _b(g["gap_up"]) * par
-    dn_in = base - _b(g["gap_dn"]) * par
-    bow = 1 - 0.35 * torch.exp(-(u * u) * 30)  # cupid's bow dip
-    up_out = up_in + _b(g["lip_up"]) * par * bow + 0.004
-    dn_out = dn_in - _b(g["lip_dn"]) * par - 0.004
-    across = _sig((1 - u.abs()) * mw * k)
-    lips = _band(qy, dn_out, up_out, k) * across * face
-    alb = _paint(alb, col["lips"], lips)
-    inner = _band(qy, dn_in, up_in, k) * _sig((0.97 - u.abs()) * mw * k) * face
-    alb = _paint(alb, _col(0.16, 0.05, 0.06)[None], inner)
-    teeth_top = _band(qy, up_in - 0.05, up_in + 0.01, k) * inner
-    alb = _paint(alb, _col(0.92, 0.90, 0.84)[None], teeth_top * _sig((0.75 - u.abs()) * mw * k))
-    corner = _band(qy, base - 0.008, base + 0.008, k) * across * face * 0.6
-    alb = _paint(alb, _col(0.25, 0.08, 0.08)[None], corner)
-    # nostrils on the underside of the nose
-    nc, nr = g["nose_c"], g["nose_r"]
-    for side in (1.0, -1.0):
-        nos = _ellipse(qx, qy, side * _b(nr[:, 0]) * 0.45, _b(nc[:, 1] - nr[:, 1] * 0.55), _b(nr[:, 0]) * 0.28,
-                       _b(nr[:, 1]) * 0.14, k)
-        alb = _paint(alb, skin * 0.35, nos * is_nose * _sig((qz - _b(nc[:, 2])) * k))
-    return alb
