@@ -249,12 +249,11 @@ def load_nvlabs_pickle(path: Path) -> Any:
         raise CheckpointError(f"{path}: refusing to load: {e}. Supported: {SUPPORTED}.") from None
     except (pickle.UnpicklingError, EOFError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if "Weights only load failed" in str(e) or "Unsupported global" in str(e):
-            detail = [ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln]
-            msg = "a tensor storage inside the pickle was refused by torch.load(weights_only=True)" + (
-                f" ({detail[0]})" if detail else ""
-            )
-            raise CheckpointError(f"{path}: refusing to load: {msg}") from None
+        if "Weights only load failed" in str(e) or "GLOBAL" in str(e):
+            from engine.generators.checkpoints import weights_only_reason
+
+            msg = "a tensor storage inside the pickle was refused by torch.load(weights_only=True)"
+            raise CheckpointError(f"{path}: refusing to load: {msg} ({weights_only_reason(str(e))})") from None
         raise CheckpointError(f"{path}: truncated or corrupt pickle ({msg})") from None
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RuntimeError, MemoryError) as e:
         raise CheckpointError(f"{path}: corrupt or unsupported pickle ({type(e).__name__}: {e})") from None

@@ -223,9 +223,7 @@ def _torch_load(path: Path) -> Any:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        text = str(e)
-        detail = [ln.strip() for ln in text.splitlines() if "Unsupported global" in ln or "Unsupported operand" in ln]
-        reason = detail[0] if detail else text.splitlines()[0] if text else "unpickling error"
+        reason = weights_only_reason(str(e))
         raise CheckpointError(
             f"{path}: refused by the safe torch loader (weights_only=True): {reason}. The file may be malicious, or "
             f"it stores whole Python objects instead of tensors. Supported: {SUPPORTED}."
@@ -234,6 +232,15 @@ def _torch_load(path: Path) -> Any:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         msg = f"{path}: a damaged or truncated PyTorch file ({first}). Supported: {SUPPORTED}."
         raise CheckpointError(msg) from None
+
+
+def weights_only_reason(text: str) -> str:
+    """The informative line of a ``torch.load(weights_only=True)`` refusal (not its 'retry unsafely' advice)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    detail = [ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln or "unsupported" in ln]
+    if detail:
+        return detail[0].rstrip(".")
+    return "it contains objects other than tensors and plain containers"
 
 
 _ROS_CONV = re.compile(r"^(conv1|convs\.(\d+)|to_rgb1|to_rgbs\.(\d+))\.(.+)$")
