@@ -64,11 +64,15 @@ def heatmaps(points, size: int = 64, sigma: float = 1.5, groups: Sequence[np.nda
         groups = region_groups(points.shape[1])
     if isinstance(groups, Mapping):
         groups = list(groups.values())
+    n, s = points.shape[0], gx.shape[-1]
     maps = []
     for idx in groups:
         it = torch.as_tensor(np.asarray(idx), dtype=torch.long, device=points.device)
-        m = gy[:, it].unsqueeze(-1) * gx[:, it].unsqueeze(-2)  # [N, k, S, S]
-        maps.append(m.amax(dim=1))
+        k = int(it.numel())
+        # outer products as a batched matmul (cheap backward), then max with indices (backward scatters only
+        # into the winning point of each pixel instead of building an equality mask like amax)
+        m = torch.bmm(gy[:, it].reshape(n * k, s, 1), gx[:, it].reshape(n * k, 1, s)).view(n, k, s, s)
+        maps.append(m.max(dim=1).values)
     return torch.stack(maps, dim=1)
 
 
