@@ -32,7 +32,14 @@ def _quiet_mediapipe_logs() -> None:
 
 
 class MediapipeDetector(LandmarkDetector):
-    """478-point face mesh (mediapipe legacy solution, ``refine_landmarks=True``)."""
+    """478-point face mesh (mediapipe legacy solution, ``refine_landmarks=True``).
+
+    Not thread-safe: use one detector per thread (the live app's inference thread owns its own).
+    Log noise: glog/absl/TensorFlow verbosity is lowered before mediapipe is first imported; a few C++ warnings
+    printed when the graph starts ("Created TensorFlow Lite XNNPACK delegate", "Using NORM_RECT without
+    IMAGE_DIMENSIONS") come from absl's C++ logger, which cannot be silenced from Python without redirecting the
+    whole process's stderr, which this backend does not do.
+    """
 
     num_points = NUM_POINTS
     name = "mediapipe"
@@ -54,11 +61,13 @@ class MediapipeDetector(LandmarkDetector):
 
     def _detect_all(self, rgb: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
         h, w = rgb.shape[:2]
-        rgb.flags.writeable = False
+        was_writeable = rgb.flags.writeable
+        rgb.flags.writeable = False  # lets mediapipe wrap the buffer without copying
         try:
             result = self._mesh.process(rgb)
         finally:
-            rgb.flags.writeable = True
+            if was_writeable:
+                rgb.flags.writeable = True
         faces = result.multi_face_landmarks or []
         out, scores = [], []
         for face in faces:

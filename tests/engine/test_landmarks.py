@@ -104,6 +104,10 @@ def test_input_conversion_and_errors(detector, astronaut) -> None:
     assert detector.detect(gray[:, :, None]).found
     rgba = np.concatenate([astronaut, np.full(astronaut.shape[:2] + (1,), 255, np.uint8)], axis=2)
     assert detector.detect(rgba).found
+    frozen = astronaut.copy()
+    frozen.flags.writeable = False  # read-only buffers (np.frombuffer, shared memory) work and stay read-only
+    assert detector.detect(frozen).found and not frozen.flags.writeable
+    assert detector.detect(astronaut[:, ::-1]).found  # non-contiguous views are fine
     with pytest.raises(ValueError, match="uint8"):
         detector.detect(astronaut.astype(np.float32) / 255)
     with pytest.raises(ValueError, match="shape"):
