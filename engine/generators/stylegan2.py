@@ -126,8 +126,10 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
     fw = int(f.shape[-1])
     pad0 = (fw + up - 1) // 2
     kernel = (f.to(x.dtype) * (up * up))[None, None].repeat(channels, 1, 1, 1)
+    start, end = fw - 1 - pad0, pad0 + 1 - up  # crop of the full transposed convolution, per side
+    if start == end and start >= 0:
+        return F.conv_transpose2d(x, kernel, stride=up, groups=channels, padding=start)
     y = F.conv_transpose2d(x, kernel, stride=up, groups=channels)
-    start = fw - 1 - pad0
     return y[:, :, start : start + up * height, start : start + up * width]
 
 
@@ -165,7 +167,7 @@ def modulated_conv2d(
     x: [N, I, H, W]; weight: [O, I, k, k]; styles: [N, I] (fp32); noise: broadcastable to the output.
     Returns [N, O, H*up, W*up] in the dtype of the convolution (autocast-aware).
     """
-    n, in_ch = int(styles.shape[0]), int(styles.shape[1])
+    in_ch = int(styles.shape[1])  # never int() the batch size here: it must stay symbolic for ONNX export
     out_ch, w_in, kh, kw = (int(s) for s in weight.shape)
     if x.ndim != 4 or int(x.shape[1]) != in_ch or w_in != in_ch:
         shapes = f"x {tuple(x.shape)}, weight {tuple(weight.shape)}, styles {tuple(styles.shape)}"
@@ -196,6 +198,7 @@ def modulated_conv2d(
 
     if mode != "grouped":
         _check_modulation(mode)
+    n = int(styles.shape[0])  # grouped convolution bakes the batch size into the weights
     with torch.autocast(device_type=x.device.type, enabled=False):
         w = weight.float().unsqueeze(0) * styles.float().reshape(n, 1, in_ch, 1, 1)  # [N, O, I, k, k]
         if demodulate:
@@ -556,7 +559,7 @@ class SynthesisBlock(nn.Module):
             raise ValueError(f"b{self.resolution}: expected ws [N, {expected}, {self.w_dim}], got {tuple(ws.shape)}")
         w_iter = iter(ws.unbind(dim=1))
         if self.in_channels == 0:
-            x = self.const.unsqueeze(0).repeat([int(ws.shape[0]), 1, 1, 1])
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # no int(): the batch stays dynamic
             if torch.is_autocast_enabled(x.device.type):
                 x = x.to(torch.get_autocast_dtype(x.device.type))
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode)
