@@ -121,3 +121,25 @@ def test_align_image_on_faceworld(faceworld, detector) -> None:
     eyes = again.points[[schema.RIGHT_IRIS_CENTER, schema.LEFT_IRIS_CENTER]]
     angle = np.degrees(np.arctan2(*(eyes[1] - eyes[0])[::-1]))
     assert abs(angle) < 3.0, angle  # the 0.3 rad roll is undone: the eye line is level in the crop
+
+
+def test_tracker_smooths_and_resets(faceworld) -> None:
+    from engine.landmarks.tracking import LandmarkTracker, TrackerConfig
+
+    image, _ = _render(faceworld, faceworld.neutral_params(1))
+    rng = np.random.default_rng(3)
+    noisy = [np.clip(image[0] + rng.normal(0, 8, image[0].shape), 0, 255).astype(np.uint8) for _ in range(10)]
+    blank = np.full_like(image[0], 90)
+    with LandmarkTracker(TrackerConfig(smoothing=True)) as tr, LandmarkTracker(TrackerConfig(smoothing=False)) as raw:
+        smooth_pts, raw_pts = [], []
+        for i, f in enumerate(noisy):
+            smooth_pts.append(tr.update(f, i / 30).points)
+            raw_pts.append(raw.update(f, i / 30).points)
+        lost = tr.update(blank, 10 / 30)
+        assert not lost.found and tr.resets == 1
+        again = tr.update(noisy[0], 11 / 30)  # history dropped: the first frame after a loss passes through
+        with create_detector("mediapipe", video_mode=True) as fresh:
+            np.testing.assert_allclose(again.points, fresh.detect(noisy[0]).points, atol=0.5)
+    j_s = np.abs(np.diff(np.stack(smooth_pts)[3:], axis=0)).mean()
+    j_r = np.abs(np.diff(np.stack(raw_pts)[3:], axis=0)).mean()
+    assert j_s < 0.6 * j_r, (j_s, j_r)
