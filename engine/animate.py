@@ -236,6 +236,7 @@ class Animator:
         self.reference_points: np.ndarray | None = None
         self.last_frame: np.ndarray | None = None
         self.last_dw: torch.Tensor | None = None
+        self.last_ws: torch.Tensor | None = None  # the code of the last output frame [1, num_ws, w_dim]
         self.last_inbetweens: list[np.ndarray] = []
         self.last_timings: dict[str, float] = {}
         self.inversion: Any = None
@@ -387,6 +388,7 @@ class Animator:
             self.source_points = np.asarray(det.points, np.float32)
             self.last_frame = image
             self.last_dw = torch.zeros_like(ws)
+            self.last_ws = ws
             self._reset_filter()
 
     # ------------------------------------------------------------------------------------------- calibration
@@ -517,6 +519,7 @@ class Animator:
             frames = list(frames_to_uint8(raw))
             t5 = time.perf_counter()
             self.last_dw = dw
+            self.last_ws = ws[-1:].detach()
             self.last_frame = frames[-1]
             self.last_inbetweens = frames[:-1]
             tim.update({"generator": (t4 - t3) * 1e3, "convert": (t5 - t4) * 1e3})
@@ -562,8 +565,10 @@ class Animator:
             c_e, r_e, _ = self._predict_timed(te)
             is_pose = self._group_mask("pose")
             dw = self._modulate(c_p * is_pose + c_e * (1.0 - is_pose), r_e)
-            frame = self.render(self._compose(dw))[0]
+            ws = self._compose(dw)
+            frame = self.render(ws)[0]
             self.last_dw = dw
+            self.last_ws = ws.detach()
             self.last_frame = frame
             return frame
 

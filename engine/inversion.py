@@ -1,0 +1,484 @@
+"""GAN inversion: a portrait -> a W+ code ŵ of the generator (and optionally a generator tuned around it).
+
+    res = invert(generator, image_uint8, steps=300)      # InversionResult(ws [1, num_ws, w_dim], image, losses, ...)
+
+Method (numbers and choices measured in ``docs/RESULTS.md``):
+
+* **Start** at the average latent w̄ in every layer (W+ from w̄).
+* **Pixel loss on a pyramid**: mean squared error between the rendering and the target at full resolution and at
+  2x, 4x, 8x, 16x average-pooled resolutions (weights ``InversionConfig.scale_weights``). The coarse levels
+  give the optimiser a wide basin for head pose and face shape, the fine levels the details.
+* **Regularisation** toward w̄: ``w_reg * mean((ws - w̄)^2)`` keeps the code in the well-behaved region of W+, and
+  ``layer_reg * mean((ws_l - mean_l ws_l)^2)`` keeps the 14 layer codes close to one another.
+* **Start**: the best of w̄ and ``init_candidates`` random codes by landmark NME + coarse pixel loss.
+* **Landmarks** (``landmarks=True``): mediapipe is not differentiable, so it is treated as a black box and
+  linearised in a small subspace B of W+ (the bundle's direction bank when given, else the top principal axes of
+  w on the action layers): the Jacobian J of the 78 face points with respect to the coefficients along B is
+  measured by finite differences (one batched render + detection per direction). A few Levenberg-Marquardt
+  steps on the landmark error then fix pose and expression, which pixel losses alone get stuck on (measured:
+  RESULTS.md). During the pixel optimisation the linearised model ``p(ws) ≈ p_a + J B⁺(ws − ws_a)`` is a
+  differentiable landmark term; its anchor (ws_a, p_a) is re-detected every ``landmark_every`` steps, and the
+  re-detections also select the returned code and can stop early (``early_stop_nme``).
+* **No perceptual loss**: LPIPS/VGG weights are not available offline in this environment (no torchvision, no
+  cached weights), so none is used.
+* **Pivotal tuning** (``pivotal_tuning=True``, after PTI): fine-tune a copy of the generator for
+  ``InversionConfig.pti_steps`` steps with ŵ fixed so that G'(ŵ) reproduces the portrait closely; the copy is
+  returned as ``result.generator``. FaceWorld has no trainable weights that carry identity, so there it is a no-op
+  that says so in ``result.notes``.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+@dataclass
+class InversionConfig:
+    """Settings of ``invert`` (defaults chosen by measurement on FaceWorld renders)."""
+
+    lr: float = 0.05  # Adam learning rate (cosine decay to 5 % over the run, 5 % warm-up)
+    scales: tuple[int, ...] = (1, 2, 4, 8, 16)  # average-pooling factors of the pixel pyramid
+    scale_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)  # weight of each pyramid level
+    w_reg: float = 1e-3  # pull toward w̄
+    layer_reg: float = 1e-3  # pull the per-layer codes toward their mean
+    landmark_every: int = 25  # re-detect landmarks on the rendering every K steps (landmarks=True)
+    early_stop_nme: float = 0.0  # stop once the NME is below this at two consecutive checks (0 = never)
+    pti_steps: int = 100  # pivotal tuning steps
+    pti_lr: float = 3e-4  # pivotal tuning learning rate
+    init_candidates: int = 64  # random codes (z ~ N(0, I), psi below) scored to choose the start; 0 = start at w̄
+    init_psi: float = 0.7  # truncation of the candidate codes
+    init_batch: int = 16  # candidates rendered per batch
+    seed: int = 0  # seed of the candidate codes (the whole inversion is deterministic for a seed)
+    lm_basis: int = 24  # landmark fit subspace without a bank: top principal axes of w on the action layers
+    lm_action_layers: int = 8  # layers the landmark subspace acts on
+    lm_gn_iters: int = 4  # Gauss-Newton (Levenberg-Marquardt) iterations of the landmark fit before the pixels
+    lm_fd_step: float = 0.5  # finite-difference step along each basis direction (in units of the direction)
+    lm_weight: float = 300.0  # weight of the linearised landmark term during the pixel optimisation
+    appearance_first: float = 0.3  # fraction of the steps that optimise only the layers >= lm_action_layers first
+
+
+@dataclass
+class InversionResult:
+    """What ``invert`` returns. ``ws`` [1, num_ws, w_dim]; ``image`` uint8 [H, W, 3] = G(ws) (or G'(ws))."""
+
+    ws: torch.Tensor
+    image: np.ndarray
+    losses: list[float]
+    steps_run: int = 0
+    cancelled: bool = False
+    landmark_nme: float | None = None  # NME of the rendering's landmarks vs the target's (None: not measured)
+    nme_history: list[tuple[int, float]] = field(default_factory=list)
+    generator: Any = None  # the pivotally tuned copy (None without pivotal tuning)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def _prepare_target(image: np.ndarray, resolution: int, device: Any) -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
+
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        kind = getattr(image, "dtype", type(image))
+        raise ValueError(f"invert needs an RGB uint8 image [H, W, 3], got {kind} {shape}")
+    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    h, w = x.shape[-2:]
+    if h != w:  # centre crop to a square
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        x = x[..., top : top + s, left : left + s]
+    if x.shape[-1] != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+def pyramid_loss(img: torch.Tensor, target: torch.Tensor, scales: tuple[int, ...], weights: tuple[float, ...]):
+    """Sum over pyramid levels of the MSE between average-pooled images [N, 3, H, W]."""
+    import torch.nn.functional as F
+
+    total = img.new_zeros(())
+    for s, w in zip(scales, weights):
+        if s == 1:
+            a, b = img, target
+        else:
+            a, b = F.avg_pool2d(img, s), F.avg_pool2d(target, s)
+        total = total + w * (a - b).pow(2).mean()
+    return total
+
+
+def invert(
+    generator: torch.nn.Module,
+    image_uint8: np.ndarray,
+    steps: int = 300,
+    *,
+    landmarks: bool = True,
+    progress: Callable[[int, int, float], None] | None = None,
+    cancel: threading.Event | None = None,
+    pivotal_tuning: bool = False,
+    config: InversionConfig | None = None,
+    init_ws: torch.Tensor | None = None,
+    basis: torch.Tensor | None = None,
+) -> InversionResult:
+    """Invert an RGB uint8 portrait [H, W, 3] into W+ [1, num_ws, w_dim] of ``generator``.
+
+    ``progress(step, total, loss)`` is called every step; setting ``cancel`` stops at the next step and returns the
+    best code so far (``result.cancelled``). A non-square image is centre-cropped, then resized to the generator's
+    resolution. ``init_ws`` overrides the start; ``basis`` [n, num_ws, w_dim] (e.g. a bundle's direction bank) is
+    the subspace of the landmark fit (default: principal axes of w).
+    """
+    import torch
+
+    cfg = config or InversionConfig()
+    if steps < 0:
+        raise ValueError("steps must be >= 0")
+    if len(cfg.scales) != len(cfg.scale_weights):
+        raise ValueError("InversionConfig.scales and scale_weights differ in length")
+    t_start = time.perf_counter()
+    device = next((b.device for b in generator.buffers()), torch.device("cpu"))
+    res = int(generator.img_resolution)
+    target = _prepare_target(image_uint8, res, device)
+    w_avg = generator.w_avg.detach().to(device).float()
+    for p in generator.parameters():
+        p.requires_grad_(False)
+
+    detector = None
+    target_points = None
+    notes: list[str] = []
+    if landmarks:
+        from engine.landmarks import create_detector
+
+        detector = create_detector("mediapipe", video_mode=False)
+        d = detector.detect(_to_uint8(target))
+        if d.found:
+            target_points = np.asarray(d.points, np.float32)
+        else:
+            notes.append("no face detected on the target: landmark selection disabled")
+    if init_ws is not None:
+        ws0 = init_ws.detach().to(device).float().reshape(1, generator.num_ws, generator.w_dim)
+    elif cfg.init_candidates > 0:
+        ws0 = _choose_start(generator, target, target_points, detector, cfg, w_avg, notes)
+    else:
+        ws0 = w_avg[None, None].expand(1, generator.num_ws, generator.w_dim)
+    proxy = None
+    if target_points is not None and cfg.lm_gn_iters > 0:
+        basis_t = basis if basis is not None else pca_basis(generator, cfg.lm_basis, cfg.lm_action_layers, cfg.seed)
+        proxy = LandmarkProxy(generator, detector, basis_t, target_points, cfg.lm_fd_step)
+        ws0 = proxy.fit(ws0, cfg.lm_gn_iters, notes, cancel)
+    ws = ws0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([ws], lr=cfg.lr, betas=(0.9, 0.999))
+    n_app = int(cfg.appearance_first * steps) if proxy is not None else 0
+
+    losses: list[float] = []
+    nme_hist: list[tuple[int, float]] = []
+    best: tuple[float, float, torch.Tensor] | None = None  # (nme, loss, ws)
+    cancelled = False
+    below = 0
+    step = 0
+    try:
+        for step in range(1, steps + 1):
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                step -= 1
+                break
+            lr = _lr_at(step, steps, cfg.lr)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            img = generator.synthesis(ws, noise_mode="const")
+            loss = pyramid_loss(img, target, cfg.scales, cfg.scale_weights)
+            loss = loss + cfg.w_reg * (ws - w_avg).pow(2).mean()
+            loss = loss + cfg.layer_reg * (ws - ws.mean(1, keepdim=True)).pow(2).mean()
+            if proxy is not None and proxy.ready:
+                loss = loss + cfg.lm_weight * proxy.loss(ws)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if step <= n_app:  # first: colour/texture layers only, keeping the landmark fit of the action layers
+                ws.grad[:, : cfg.lm_action_layers] = 0
+            opt.step()
+            lv = float(loss.detach())
+            losses.append(lv)
+            if progress is not None:
+                progress(step, steps, lv)
+            if target_points is not None and (step % cfg.landmark_every == 0 or step == steps):
+                with torch.no_grad():
+                    cur = _to_uint8(generator.synthesis(ws, noise_mode="const"))
+                d = detector.detect(cur)
+                if d.found:
+                    from engine.metrics import nme
+
+                    if proxy is not None:
+                        proxy.anchor(ws.detach(), np.asarray(d.points, np.float32))
+                    e = nme(np.asarray(d.points, np.float32), target_points)
+                    nme_hist.append((step, e))
+                    if best is None or (e, lv) < (best[0], best[1]):
+                        best = (e, lv, ws.detach().clone())
+                    below = below + 1 if e < cfg.early_stop_nme else 0
+                    if below >= 2:
+                        notes.append(f"early stop at step {step}: NME {e:.4f} < {cfg.early_stop_nme}")
+                        break
+    finally:
+        if detector is not None:
+            detector.close()
+
+    final_ws = ws.detach().clone()
+    landmark_nme = None
+    if best is not None:
+        # keep the last code unless an earlier checkpoint had clearly better landmarks (by > 0.002 NME)
+        last_nme = nme_hist[-1][1] if nme_hist else None
+        if last_nme is not None and nme_hist[-1][0] == step and best[0] < last_nme - 0.002:
+            final_ws = best[2]
+            landmark_nme = best[0]
+            notes.append(f"selected the checkpoint with the best landmark NME ({best[0]:.4f} vs last {last_nme:.4f})")
+        else:
+            landmark_nme = last_nme if last_nme is not None else best[0]
+    tuned = None
+    if pivotal_tuning and not cancelled:
+        tuned = _pivotal_tuning(generator, final_ws, target, cfg, notes, progress, cancel)
+    g_out = tuned if tuned is not None else generator
+    with torch.no_grad():
+        image = _to_uint8(g_out.synthesis(final_ws, noise_mode="const"))
+    return InversionResult(
+        ws=final_ws,
+        image=image,
+        losses=losses,
+        steps_run=step,
+        cancelled=cancelled,
+        landmark_nme=landmark_nme,
+        nme_history=nme_hist,
+        generator=tuned,
+        seconds=time.perf_counter() - t_start,
+        notes=notes,
+    )
+
+
+def pca_basis(generator: torch.nn.Module, n: int, action_layers: int = 8, seed: int = 0, samples: int = 2000):
+    """Top-n principal axes of w (z ~ N(0, I)) on the first ``action_layers`` layers, each scaled to one standard
+    deviation of w along it -> [n, num_ws, w_dim]."""
+    import torch
+
+    device = generator.w_avg.device
+    z = torch.randn(samples, generator.z_dim, generator=torch.Generator().manual_seed(seed + 1)).to(device)
+    with torch.no_grad():
+        w = generator.mapping(z, None)[:, 0].float()
+    w = w - w.mean(0)
+    _, sv, vt = torch.linalg.svd(w, full_matrices=False)
+    std = sv[:n] / (samples - 1) ** 0.5
+    out = torch.zeros(n, generator.num_ws, generator.w_dim, device=device)
+    out[:, :action_layers] = (vt[:n] * std[:, None])[:, None, :]
+    return out
+
+
+class LandmarkProxy:
+    """mediapipe linearised in a subspace of W+: finite-difference Jacobian, Levenberg-Marquardt fit, and a
+    differentiable landmark loss around an anchor (see the module docstring)."""
+
+    def __init__(self, generator: Any, detector: Any, basis: Any, target_points: np.ndarray, fd_step: float) -> None:
+        import torch
+
+        from engine.distill.fan import default_points
+
+        self.g = generator
+        self.det = detector
+        self.idx = np.asarray(default_points(), np.int64)  # iBUG-68 + irises: 78 points
+        self.basis = basis.detach().float().to(generator.w_avg.device)  # [n, L, C]
+        flat = self.basis.reshape(self.basis.shape[0], -1)
+        self.pinv = torch.linalg.pinv(flat.double()).float()  # [L*C, n]: c = dws_flat @ pinv
+        self.fd = fd_step
+        self.pt = np.asarray(target_points, np.float64)[self.idx]
+        from engine.metrics import interocular
+
+        self.iod = max(interocular(np.asarray(target_points)), 1e-6)
+        self.jac: Any = None  # [2K, n] in inter-ocular units per coefficient
+        self.ws_a: Any = None
+        self.p_a: Any = None
+        self.ready = False
+
+    def _detect(self, ws: Any) -> list[np.ndarray | None]:
+        import torch
+
+        from engine.generators import to_uint8
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, ws.shape[0], 16):
+                imgs = to_uint8(self.g.synthesis(ws[i : i + 16], noise_mode="const"))
+                for im in imgs:
+                    d = self.det.detect(im)
+                    out.append(np.asarray(d.points, np.float64)[self.idx] if d.found else None)
+        return out
+
+    def _jacobian(self, ws: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+        import torch
+
+        n = self.basis.shape[0]
+        batch = torch.cat([ws, ws + self.fd * self.basis])  # [n + 1, L, C]
+        pts = self._detect(batch)
+        if pts[0] is None:
+            return None, None
+        cols = []
+        for i in range(n):
+            q = pts[i + 1]
+            cols.append(np.zeros(pts[0].size) if q is None else (q - pts[0]).ravel() / (self.fd * self.iod))
+        return pts[0], np.stack(cols, 1)
+
+    def fit(self, ws: Any, iters: int, notes: list[str], cancel: threading.Event | None) -> Any:
+        """Levenberg-Marquardt on the landmark error in the subspace; returns the improved ws [1, L, C]."""
+        import torch
+
+        from engine.metrics import nme
+
+        mu = 1e-2
+        start = err = None
+        for _ in range(iters):
+            if cancel is not None and cancel.is_set():
+                break
+            p0, jac = self._jacobian(ws)
+            if p0 is None:
+                notes.append("landmark fit stopped: no face on the current rendering")
+                break
+            if start is None:
+                start = err = nme(p0, self.pt)
+            e = (self.pt - p0).ravel() / self.iod
+            jtj, jte = jac.T @ jac, jac.T @ e
+            improved = False
+            for _try in range(4):
+                delta = np.linalg.solve(jtj + mu * (np.diag(np.diag(jtj)) + 1e-3 * np.eye(len(jtj))), jte)
+                step = torch.as_tensor(delta, dtype=torch.float32, device=ws.device) @ self.basis.flatten(1)
+                cand = ws + step.reshape(ws.shape)
+                q = self._detect(cand)[0]
+                if q is not None and nme(q, self.pt) < err:
+                    ws, err, improved = cand, nme(q, self.pt), True
+                    mu = max(mu / 3, 1e-4)
+                    break
+                mu *= 4
+            self.jac = jac
+            if not improved:
+                break
+        if self.jac is not None:
+            self.ws_a, self.p_a = ws.clone(), None
+            q = self._detect(ws)[0]
+            if q is not None:
+                self.p_a = q
+                self.ready = True
+            notes.append(f"landmark fit: NME(78 pts) {start:.4f} -> {err:.4f}")
+        return ws
+
+    def anchor(self, ws: Any, points_478: np.ndarray) -> None:
+        """Re-linearise around ws with its freshly detected landmarks [478, 2]."""
+        if self.jac is None:
+            return
+        self.ws_a = ws.detach().clone()
+        self.p_a = np.asarray(points_478, np.float64)[self.idx]
+        self.ready = True
+
+    def loss(self, ws: Any) -> Any:
+        """Differentiable landmark loss: mean squared point error (inter-ocular units) of the linearised model."""
+        import torch
+
+        c = (ws - self.ws_a).reshape(1, -1) @ self.pinv  # [1, n]
+        jac = torch.as_tensor(self.jac, dtype=torch.float32, device=ws.device)
+        resid = torch.as_tensor((self.p_a - self.pt).ravel() / self.iod, dtype=torch.float32, device=ws.device)
+        r = resid + (c @ jac.T)[0]
+        return r.pow(2).reshape(-1, 2).sum(-1).mean()
+
+
+def _choose_start(
+    generator: torch.nn.Module,
+    target: torch.Tensor,
+    target_points: np.ndarray | None,
+    detector: Any,
+    cfg: InversionConfig,
+    w_avg: torch.Tensor,
+    notes: list[str],
+) -> torch.Tensor:
+    """The best of w̄ and ``cfg.init_candidates`` random codes: landmark NME to the target (when detected) plus
+    the coarse pixel loss. Returns ws [1, num_ws, w_dim]."""
+    import torch
+
+    from engine.metrics import nme
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    z = torch.randn(cfg.init_candidates, generator.z_dim, generator=gen).to(w_avg.device)
+    with torch.no_grad():
+        cands = torch.cat([w_avg[None, None].expand(1, generator.num_ws, generator.w_dim),
+                           generator.mapping(z, None, truncation_psi=cfg.init_psi).float()])
+        scores = []
+        coarse = tuple(s for s in cfg.scales if s >= 4) or cfg.scales[-1:]
+        for i in range(0, len(cands), cfg.init_batch):
+            imgs = generator.synthesis(cands[i : i + cfg.init_batch], noise_mode="const")
+            for j in range(imgs.shape[0]):
+                pix = float(pyramid_loss(imgs[j : j + 1], target, coarse, (1.0,) * len(coarse)))
+                lm = 0.0
+                if target_points is not None:
+                    d = detector.detect(_to_uint8(imgs[j : j + 1]))
+                    lm = nme(np.asarray(d.points, np.float32), target_points) if d.found else 1.0
+                scores.append(lm + pix)
+    best = int(np.argmin(scores))
+    notes.append(f"start: candidate {best} of {len(cands)} (0 = w_avg), score {scores[best]:.4f}")
+    return cands[best : best + 1].clone()
+
+
+def _lr_at(step: int, total: int, base: float) -> float:
+    """5 % linear warm-up, then cosine decay to 5 % of ``base``."""
+    warm = max(1, int(0.05 * total))
+    if step <= warm:
+        return base * step / warm
+    t = (step - warm) / max(1, total - warm)
+    return base * (0.05 + 0.95 * 0.5 * (1.0 + np.cos(np.pi * t)))
+
+
+def _to_uint8(img: torch.Tensor) -> np.ndarray:
+    from engine.generators import to_uint8
+
+    return to_uint8(img)[0]
+
+
+def _pivotal_tuning(
+    generator: torch.nn.Module,
+    ws: torch.Tensor,
+    target: torch.Tensor,
+    cfg: InversionConfig,
+    notes: list[str],
+    progress: Callable[[int, int, float], None] | None,
+    cancel: threading.Event | None,
+) -> torch.nn.Module | None:
+    """Fine-tune a copy of the generator's synthesis weights with ws fixed (PTI). None when nothing is trainable."""
+    import torch
+
+    tuned = copy.deepcopy(generator)
+    params = [p for p in tuned.synthesis.parameters()] if hasattr(tuned.synthesis, "parameters") else []
+    params = [p for p in params if p.dtype.is_floating_point]
+    if not params:
+        notes.append("pivotal tuning skipped: the generator has no trainable synthesis weights (e.g. FaceWorld)")
+        return None
+    for p in tuned.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=cfg.pti_lr)
+    ws = ws.detach()
+    tuned.train(False)
+    for i in range(1, cfg.pti_steps + 1):
+        if cancel is not None and cancel.is_set():
+            notes.append(f"pivotal tuning cancelled after {i - 1} steps")
+            break
+        img = tuned.synthesis(ws, noise_mode="const")
+        loss = pyramid_loss(img, target, cfg.scales, cfg.scale_weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if progress is not None:
+            progress(i, cfg.pti_steps, float(loss.detach()))
+    for p in tuned.parameters():
+        p.requires_grad_(False)
+    notes.append(f"pivotal tuning: {cfg.pti_steps} steps on {sum(p.numel() for p in params)} weights")
+    return tuned.eval()
