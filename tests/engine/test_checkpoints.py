@@ -124,6 +124,29 @@ def test_pickle_defaults_are_read_from_the_embedded_source(shared_dir: Path, tmp
 
 
 @pytest.mark.shared
+def test_pickle_with_fully_explicit_legacy_kwargs(shared_dir: Path, tmp_path: Path) -> None:
+    """Networks converted from TensorFlow by NVlabs' legacy.py carry every argument explicitly (as EasyDicts)."""
+    name = "sg2ada_r64_w128_map8"
+    meta, ref = load_fixture(shared_dir, name)
+    kwargs = {
+        **{k: meta["G_ema_init_kwargs"][k] for k in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")},
+        "mapping_kwargs": dict(
+            num_layers=8, embed_features=None, layer_features=None, activation="lrelu", lr_multiplier=0.01,
+            w_avg_beta=0.995,
+        ),
+        "synthesis_kwargs": dict(
+            channel_base=2048, channel_max=128, num_fp16_res=0, conv_clamp=None, architecture="skip",
+            resample_filter=[1, 3, 3, 1], use_noise=True, activation="lrelu",
+        ),
+    }
+    src = stylegan2_source(flat=False, block_conv_clamp=None, num_fp16_res=0, w_avg_beta=0.995)
+    snap = nvlabs_snapshot(fixture_state_dict(shared_dir, name), kwargs, src, conv_clamp=None)
+    g = load_checkpoint(write_snapshot(tmp_path / "legacy.pkl", snap))
+    assert g.init_kwargs["use_noise"] is True and g.init_kwargs["mapping_kwargs"]["w_avg_beta"] == 0.995
+    check_reproduces(g, ref, n=1, modes=("grouped",))
+
+
+@pytest.mark.shared
 def test_pickle_uses_g_ema_not_g(shared_dir: Path, tmp_path: Path) -> None:
     name = "sg2ada_r64_w128_map8"
     meta, ref = load_fixture(shared_dir, name)

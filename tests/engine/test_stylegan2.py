@@ -96,6 +96,20 @@ def test_bf16_autocast_stays_close(shared_dir: Path) -> None:
     assert float(err.mean()) < 0.05 * float(torch.from_numpy(ref["img_mix"]).abs().mean())
 
 
+def test_config_f_1024_layout() -> None:
+    """The FFHQ 1024 config-f layout (num_fp16_res=4, conv_clamp=256): 18 ws and the official parameter count."""
+    g = Generator(
+        z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3, mapping_kwargs={"num_layers": 8},
+        channel_base=32768, channel_max=512, num_fp16_res=4, conv_clamp=256,
+    )
+    assert g.num_ws == 18
+    assert sum(p.numel() for p in g.parameters()) == 30_370_060
+    assert g.synthesis.channels == [512, 512, 512, 512, 512, 256, 128, 64, 32]
+    assert [b for b in (f"b{2**i}" for i in range(2, 11)) if getattr(g.synthesis, b).use_fp16] == [
+        "b128", "b256", "b512", "b1024",
+    ]  # recorded like the official code; computation stays fp32
+
+
 def tiny(**kw: Any) -> Generator:
     torch.manual_seed(0)
     args: dict[str, Any] = dict(
