@@ -2,11 +2,13 @@
 
 Pixel ``(i, j)`` of an ``S x S`` heatmap has its centre at ``((j + 0.5) / S, (i + 0.5) / S)`` in canonical
 coordinates, so a point at ``(u, v)`` peaks at column ``floor(u S)``, row ``floor(v S)``. ``sigma`` is in heatmap
-pixels. The Gaussian is separable, so a per-point map costs one outer product of two 1-D profiles.
+pixels. The Gaussian is separable, so a per-point map costs one outer product of two 1-D profiles; per-group maps
+(the max over a group's points) are rendered sparsely around each point.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,13 +26,17 @@ class HeatmapConfig:
     groups: bool = False  # True: one map per region group (max over its points) instead of one per point
 
 
-def _profiles(points, size: int, sigma: float):
-    import torch
-
+def _check(points, size: int, sigma: float) -> None:
     if points.ndim != 3 or points.shape[-1] != 2:
         raise ValueError(f"heatmaps expects points [N, K, 2], got {tuple(points.shape)}")
     if size < 1 or sigma <= 0:
         raise ValueError(f"heatmaps needs size >= 1 and sigma > 0 (got {size}, {sigma})")
+
+
+def _profiles(points, size: int, sigma: float):
+    import torch
+
+    _check(points, size, sigma)
     grid = (torch.arange(size, device=points.device, dtype=points.dtype) + 0.5) / size  # [S]
     scale = float(size) / float(sigma)
     # exponent clamped at -40 (e^-40 ~ 4e-18): keeps exp fast and gradients finite far from the point
@@ -49,7 +55,7 @@ def heatmaps(points, size: int = 64, sigma: float = 1.5, groups: Sequence[np.nda
     groups: None/False -> one map per point, ``[N, K, S, S]``.
             True -> the region groups of ``schema.region_groups(K)`` (K = 478, 78 or 68), ``[N, G, S, S]``.
             A sequence (or mapping) of index arrays -> one map per group, the max over its points, ``[N, G, S, S]``.
-    Differentiable w.r.t. ``points``.
+    Differentiable w.r.t. ``points``. Group maps are rendered sparsely (values below 4e-6, beyond 5 sigma, are 0).
     """
     import torch
 
@@ -57,23 +63,51 @@ def heatmaps(points, size: int = 64, sigma: float = 1.5, groups: Sequence[np.nda
         points = torch.as_tensor(np.asarray(points), dtype=torch.float32)
     if not points.is_floating_point():
         points = points.float()
-    gx, gy = _profiles(points, size, sigma)
+    _check(points, size, sigma)
     if groups is None or groups is False:
+        gx, gy = _profiles(points, size, sigma)
         return gy.unsqueeze(-1) * gx.unsqueeze(-2)  # [N, K, S, S]
     if groups is True:
         groups = region_groups(points.shape[1])
     if isinstance(groups, Mapping):
         groups = list(groups.values())
-    n, s = points.shape[0], gx.shape[-1]
-    maps = []
-    for idx in groups:
-        it = torch.as_tensor(np.asarray(idx), dtype=torch.long, device=points.device)
-        k = int(it.numel())
-        # outer products as a batched matmul (cheap backward), then max with indices (backward scatters only
-        # into the winning point of each pixel instead of building an equality mask like amax)
-        m = torch.bmm(gy[:, it].reshape(n * k, s, 1), gx[:, it].reshape(n * k, 1, s)).view(n, k, s, s)
-        maps.append(m.max(dim=1).values)
-    return torch.stack(maps, dim=1)
+    groups = [np.asarray(g, dtype=np.int64).reshape(-1) for g in groups]
+    if not groups or any(len(g) == 0 for g in groups):
+        raise ValueError("heatmaps: every group needs at least one point index")
+    if points.shape[0] == 0:
+        return points.new_zeros(0, len(groups), size, size)
+    return _group_maps(points, size, sigma, groups)
+
+
+def _group_maps(points, size: int, sigma: float, groups: list[np.ndarray]):
+    """Per-group max of the point Gaussians, rendered sparsely: each point only touches the
+    ``(2r+1)²`` pixels around it (``r = ceil(5 sigma)``; the Gaussian is below 4e-6 beyond), merged with a
+    scatter-max. ~10x less work than building every per-point map, and a backward of the same size."""
+    import torch
+
+    n, s, dev = points.shape[0], int(size), points.device
+    member = torch.as_tensor(np.concatenate(groups), device=dev)  # a point may belong to several groups
+    gid = torch.as_tensor(np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]), device=dev)
+    p = points[:, member]  # [N, M, 2]
+    m = p.shape[1]
+    r = min(int(math.ceil(5.0 * sigma)), s)
+    off = torch.arange(-r, r + 1, device=dev)
+    centre = torch.floor(p.detach() * s).long()  # [N, M, 2] pixel holding each point
+    cols = centre[..., 0:1] + off  # [N, M, P]
+    rows = centre[..., 1:2] + off
+    scale = float(s) / float(sigma)
+    dx = ((cols.to(p.dtype) + 0.5) / s - p[..., 0:1]) * scale
+    dy = ((rows.to(p.dtype) + 0.5) / s - p[..., 1:2]) * scale
+    gx = torch.exp((-0.5 * dx * dx).clamp(min=-40.0))
+    gy = torch.exp((-0.5 * dy * dy).clamp(min=-40.0))
+    vals = gy.unsqueeze(-1) * gx.unsqueeze(-2)  # [N, M, P, P]
+    inside = ((rows >= 0) & (rows < s)).unsqueeze(-1) & ((cols >= 0) & (cols < s)).unsqueeze(-2)
+    flat = gid.view(1, m, 1, 1) * (s * s) + rows.clamp(0, s - 1).unsqueeze(-1) * s + cols.clamp(0, s - 1).unsqueeze(-2)
+    dump = len(groups) * s * s  # one extra slot collects the pixels that fall outside the map
+    flat = torch.where(inside, flat, torch.full_like(flat, dump))
+    out = torch.zeros(n, dump + 1, dtype=p.dtype, device=dev)
+    out = out.scatter_reduce(1, flat.reshape(n, -1), vals.reshape(n, -1), reduce="amax", include_self=True)
+    return out[:, :dump].view(n, len(groups), s, s)
 
 
 def argmax_points(maps):

@@ -152,7 +152,7 @@ def test_region_heatmaps_and_gradients() -> None:
     names = list(schema.region_groups(78))
     assert grouped.shape == (2, len(names), 48, 48)
     for g, idx in enumerate(schema.region_groups(78).values()):
-        torch.testing.assert_close(grouped[:, g], per_point[:, idx].amax(1))
+        torch.testing.assert_close(grouped[:, g], per_point[:, idx].amax(1), atol=1e-5, rtol=0)
     target = heatmaps.heatmaps(pts.detach() + 0.01, size=48, sigma=1.5, groups=True)
     loss = ((grouped - target) ** 2).mean()
     loss.backward()
@@ -162,8 +162,15 @@ def test_region_heatmaps_and_gradients() -> None:
         moved = pts - 0.003 * pts.grad / pts.grad.abs().max()
         after = ((heatmaps.heatmaps(moved, 48, 1.5, True) - target) ** 2).mean()
     assert after < loss
-    custom = heatmaps.heatmaps(pts.detach(), 16, 1.0, groups=[np.array([0, 1]), np.array([5])])
-    assert custom.shape == (2, 2, 16, 16)
+    custom = heatmaps.heatmaps(pts.detach(), 16, 1.0, groups=[np.array([0, 1]), np.array([5]), np.array([1, 5])])
+    assert custom.shape == (2, 3, 16, 16)  # groups may share points
+    dense16 = heatmaps.heatmaps(pts.detach(), 16, 1.0)
+    torch.testing.assert_close(custom[:, 2], dense16[:, [1, 5]].amax(1), atol=1e-5, rtol=0)
+    # points off the map (or near its border) render only their visible part, without wrapping around
+    edge = heatmaps.heatmaps(torch.tensor([[[-0.05, 0.5], [1.02, 0.02]]]), 16, 1.0, groups=[[0], [1]])
+    dense = heatmaps.heatmaps(torch.tensor([[[-0.05, 0.5], [1.02, 0.02]]]), 16, 1.0)
+    torch.testing.assert_close(edge, dense, atol=1e-5, rtol=0)
+    assert edge[0, 0, :, -4:].max() < 1e-6 and edge[0, 1, -4:, :].max() < 1e-6
     with pytest.raises(ValueError):
         heatmaps.heatmaps(torch.zeros(3, 2), 16, 1.0)
 
