@@ -63,6 +63,8 @@ IRISES = np.concatenate([RIGHT_IRIS, LEFT_IRIS])
 # Named points (indices into the 478 layout). Subject's left/right.
 RIGHT_IRIS_CENTER = 468
 LEFT_IRIS_CENTER = 473
+RIGHT_EYE_CENTER = RIGHT_IRIS_CENTER  # the iris centre; for the centre of the eye opening use eye_centers() on 68 pts
+LEFT_EYE_CENTER = LEFT_IRIS_CENTER
 RIGHT_EYE_OUTER = 33
 RIGHT_EYE_INNER = 133
 LEFT_EYE_INNER = 362
