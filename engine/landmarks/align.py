@@ -114,13 +114,17 @@ def invert_affine(m: np.ndarray) -> np.ndarray:
 def align_points(points, method: str = "umeyama") -> tuple[np.ndarray, np.ndarray]:
     """Map a face's landmarks into the canonical ``[0, 1]²`` frame.
 
-    points: ``[K, 2]`` pixels (K = 478, 78 or 68; all K points are transformed).
+    points: ``[K, 2]`` pixels (K = 478, 78 or 68; all K points are transformed), or a batch ``[N, K, 2]``
+            (then the outputs are ``[N, K, 2]`` and ``[N, 2, 3]``).
     method: "umeyama" (fit of iBUG 17-67 onto ``TEMPLATE68``, robust) or "ffhq" (the FFHQ eye/mouth rule).
     Returns ``(canonical_points [K, 2] float32, M [2, 3] float64)`` with ``canonical = points @ M[:, :2].T + M[:, 2]``.
     """
     p = np.asarray(points, dtype=np.float64)
+    if p.ndim == 3 and p.shape[2] == 2:  # a batch: align each face
+        pairs = [align_points(q, method=method) for q in p]
+        return np.stack([c for c, _ in pairs]), np.stack([m for _, m in pairs])
     if p.ndim != 2 or p.shape[1] != 2:
-        raise ValueError(f"align_points expects [K, 2] points, got shape {p.shape}")
+        raise ValueError(f"align_points expects [K, 2] (or [N, K, 2]) points, got shape {p.shape}")
     if not np.isfinite(p).all():
         raise ValueError("align_points got non-finite points (was the face found?)")
     if method == "umeyama":

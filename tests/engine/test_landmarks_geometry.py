@@ -74,6 +74,9 @@ def test_alignment_undoes_similarity_transforms(method: str) -> None:
         moved = align.apply_affine(pts, m)
         back, _ = align.align_points(moved, method=method)
         np.testing.assert_allclose(back, ref, atol=2e-4)
+    batch, ms = align.align_points(np.stack([pts, align.apply_affine(pts, _rot(0.3, 2.0, (5.0, 9.0)))]), method=method)
+    assert batch.shape == (2, *pts.shape) and ms.shape == (2, 2, 3)
+    np.testing.assert_allclose(batch[1], ref, atol=2e-4)
     # the canonical face sits where the template is
     assert float(align.nme(schema.to_ibug68(ref), align.TEMPLATE68)) < 0.05
 
