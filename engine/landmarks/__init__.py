@@ -5,7 +5,8 @@
 
 Backends (imported lazily): "mediapipe" (default, 478 points), "dlib" (68 points, optional extra ``[dlib]``),
 "face-alignment" (68 points, optional extra ``[face-alignment]``; needs its weights in the torch hub cache).
-The submodules ``schema``, ``align``, ``heatmaps`` and ``smoothing`` are importable without any backend.
+The submodules ``schema``, ``align``, ``heatmaps`` and ``smoothing`` are importable without any backend;
+``tracking.LandmarkTracker`` combines a video-mode detector with One-Euro smoothing for live use.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def create_detector(
     backend: str = "mediapipe",
     *,
     video_mode: bool = False,
-    max_faces: int = 3,
+    max_faces: int | None = None,
     min_detection_confidence: float = 0.5,
     min_tracking_confidence: float = 0.5,
     **kw,
@@ -30,12 +31,16 @@ def create_detector(
 
     backend:    "mediapipe" (478 points, default), "dlib" (68) or "face-alignment" (68; alias "fa").
     video_mode: consecutive calls are frames of one video: track and keep following the same face.
-    max_faces:  faces considered per image; the largest one is returned (in video mode: the tracked one).
+    max_faces:  faces considered per frame. Default: 3 for images (the largest face is returned) and 1 in video
+                mode, where mediapipe's own tracker then follows one face and skips its face detector on most
+                frames (about 5x faster: ~4 ms instead of ~20 ms per 512² frame here); that face is the one
+                mediapipe's detector finds first (usually the most prominent). With ``max_faces > 1`` in video
+                mode, the largest face is taken first and then the one nearest the previous box is kept.
     kw:         backend-specific options (dlib: ``predictor_path``; face-alignment: ``device``).
     """
     config = DetectorConfig(
         video_mode=video_mode,
-        max_faces=max_faces,
+        max_faces=(1 if video_mode else 3) if max_faces is None else int(max_faces),
         min_detection_confidence=min_detection_confidence,
         min_tracking_confidence=min_tracking_confidence,
         extra=dict(kw),

@@ -43,7 +43,7 @@ class DetectorConfig:
     """Options common to every backend."""
 
     video_mode: bool = False  # track across frames (keeps following the same face) instead of independent images
-    max_faces: int = 3  # faces considered per frame; the largest (or the tracked one) is returned
+    max_faces: int = 3  # faces considered per frame; the largest (or, in video mode, the tracked one) is returned
     min_detection_confidence: float = 0.5  # backend detector threshold
     min_tracking_confidence: float = 0.5  # mediapipe video mode: below this, re-detect
     extra: dict = field(default_factory=dict)  # backend-specific options

@@ -27,7 +27,7 @@ class TrackerConfig:
     smoothing: bool = True  # One-Euro filter on the points
     one_euro: OneEuroConfig = field(default_factory=OneEuroConfig)  # filter parameters (Hz, px/s)
     jump: float = 0.5  # box-centre move (in box sizes) between frames that counts as a new face: reset the filter
-    max_faces: int = 3  # faces considered per frame (the tracked one is kept)
+    max_faces: int = 1  # faces considered per frame; 1 lets mediapipe track one face cheaply (see create_detector)
 
 
 class LandmarkTracker:

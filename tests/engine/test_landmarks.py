@@ -151,7 +151,8 @@ def test_several_faces_picks_largest(detector, astronaut, big_on_left: bool) -> 
     assert d.box[2] - d.box[0] > 80  # the big face is ~100 px wide, the small one ~60
 
 
-def test_video_mode_keeps_tracking_the_same_face(astronaut) -> None:
+@pytest.mark.parametrize("max_faces", [1, 3])
+def test_video_mode_keeps_tracking_the_same_face(astronaut, max_faces: int) -> None:
     import cv2
 
     small = _face_crop(astronaut, 0.6)
@@ -164,7 +165,7 @@ def test_video_mode_keeps_tracking_the_same_face(astronaut) -> None:
         if t >= 3:  # a bigger face enters on the right
             canvas[15 : 15 + big.shape[0], 260 : 260 + big.shape[1]] = big
         frames.append(cv2.GaussianBlur(canvas, (3, 3), 0))
-    with create_detector("mediapipe", video_mode=True) as det:
+    with create_detector("mediapipe", video_mode=True, max_faces=max_faces) as det:
         ds = det.detect_many(frames)
     assert all(d.found for d in ds)
     centres = [(d.box[0] + d.box[2]) / 2 for d in ds]
@@ -172,6 +173,13 @@ def test_video_mode_keeps_tracking_the_same_face(astronaut) -> None:
     with create_detector("mediapipe") as static:  # an image detector picks the big one on the same frame
         d = static.detect(frames[-1])
         assert (d.box[0] + d.box[2]) / 2 > 260
+
+
+def test_video_mode_with_several_faces_starts_on_the_largest(astronaut) -> None:
+    img, big_cx = _two_faces(astronaut, big_on_left=False)
+    with create_detector("mediapipe", video_mode=True, max_faces=3) as det:
+        ds = det.detect_many([img, img, img])
+    assert all(d.found and abs((d.box[0] + d.box[2]) / 2 - big_cx) < 40 for d in ds)
 
 
 @pytest.mark.shared
