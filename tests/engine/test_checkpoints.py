@@ -196,6 +196,18 @@ def test_rosinality_reproduces_official_outputs(shared_dir: Path, rosinality_gen
 
 
 @pytest.mark.shared
+def test_rosinality_in_legacy_torch_format(shared_dir: Path, tmp_path: Path) -> None:
+    """Older rosinality files use torch's pre-zip format: recognised by its magic number, still weights_only."""
+    name = "ros_r256_w512_ch1024_64"
+    ckpt = torch.load(fixture_dir(shared_dir) / f"{name}.pt", map_location="cpu", weights_only=True)
+    path = tmp_path / "legacy.pt"
+    torch.save(ckpt, path, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(path)
+    _, ref = load_fixture(shared_dir, name)
+    check_reproduces(load_checkpoint(path), ref, n=1, modes=("activation",))
+
+
+@pytest.mark.shared
 def test_rosinality_channels_and_w_avg(rosinality_generators: dict) -> None:
     g = rosinality_generators["ros_r256_w512_ch1024_64"]
     assert g.synthesis.channels == [64, 64, 64, 32, 16, 8, 4]  # a reduced table, inferred from the shapes
