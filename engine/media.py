@@ -2,7 +2,8 @@
 
 * ``load_image(path)`` / ``save_image(path, image)``: PNG, JPEG, WebP, BMP, TIFF (via Pillow); EXIF orientation is
   applied; grayscale, palette, 16-bit and RGBA images are converted to RGB (alpha is dropped, not composited).
-* ``VideoReader(path | camera_index)``: iterate RGB frames; ``fps``, ``frame_count``, ``size``. Files are decoded
+* ``VideoReader(path | camera_index)``: iterate RGB frames (or ``read()`` one at a time); ``fps``, ``frame_count``,
+  ``size``. Files are decoded
   with PyAV (FFmpeg); integer camera indices use ``cv2.VideoCapture``.
 * ``VideoWriter(path, fps, size)``: H.264 (libx264, yuv420p) MP4 via PyAV; ``close()`` finalises a playable file.
 * ``read_frames(path, max_frames)``: a whole (short) clip as one array.
@@ -94,6 +95,7 @@ class VideoReader:
         self.source = source
         self._container = None
         self._capture = None
+        self._iter: Iterator[np.ndarray] | None = None
         if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
             self._open_camera(int(source))
         else:
@@ -157,8 +159,15 @@ class VideoReader:
         else:
             raise MediaError(f"{self.source}: reader is closed")
 
+    def read(self) -> np.ndarray | None:
+        """The next frame (RGB uint8 [H, W, 3]), or None at the end of the file / when the camera stops."""
+        if self._iter is None:
+            self._iter = iter(self)
+        return next(self._iter, None)
+
     def close(self) -> None:
         """Release the file or camera. Idempotent."""
+        self._iter = None
         if self._container is not None:
             self._container.close()
             self._container = None

@@ -99,6 +99,10 @@ def test_video_round_trip(tmp_path: Path) -> None:
     # the square is where it was written (colour survives yuv420p within a few levels)
     assert back[5][18, 25:30].mean(0) == pytest.approx([230, 60, 40], abs=25)
     assert read_frames(path, max_frames=4).shape == (4, 64, 96, 3)
+    with VideoReader(path) as r:
+        one = [r.read() for _ in range(13)]
+    assert all(f is not None for f in one[:12]) and one[12] is None
+    np.testing.assert_array_equal(one[3], back[3])
 
 
 def test_video_writer_odd_size_and_fractional_fps(tmp_path: Path) -> None:
