@@ -3,8 +3,8 @@
 * ``load_image(path)`` / ``save_image(path, image)``: PNG, JPEG, WebP, BMP, TIFF (via Pillow); EXIF orientation is
   applied; grayscale, palette, 16-bit and RGBA images are converted to RGB (alpha is dropped, not composited).
 * ``VideoReader(path | camera_index)``: iterate RGB frames (or ``read()`` one at a time); ``fps``, ``frame_count``,
-  ``size``. Files are decoded
-  with PyAV (FFmpeg); integer camera indices use ``cv2.VideoCapture``.
+  ``size``. Files are decoded with PyAV (FFmpeg); integer camera indices use ``cv2.VideoCapture``. Rotation
+  metadata of phone videos is not applied.
 * ``VideoWriter(path, fps, size)``: H.264 (libx264, yuv420p) MP4 via PyAV; ``close()`` finalises a playable file.
 * ``read_frames(path, max_frames)``: a whole (short) clip as one array.
 
