@@ -55,9 +55,6 @@ class SynthesisModule(nn.Module):
         return self.generator.synthesis(ws, noise_mode="const")
 
 
-PLAIN = {"winograd_min_res": 0, "up_mode": "transpose"}  # FastSynthesis without the rewrites: the activation path
-
-
 def is_stylegan2(generator: nn.Module) -> bool:
     """True for engine StyleGAN2 generators (the ones FastSynthesis can take)."""
     syn = getattr(generator, "synthesis", None)
@@ -65,24 +62,17 @@ def is_stylegan2(generator: nn.Module) -> bool:
 
 
 def synthesis_module(generator: nn.Module, path: str = "reference", **fast_kwargs: Any) -> nn.Module:
-    """The module exported for ``path``.
-
-    * "reference", StyleGAN2: the activation-modulation path (conv2d, transposed conv + FIR, constant noise),
-      built by ``FastSynthesis`` with every rewrite off. (The generator's own module casts the batch size to
-      ``int`` in two places, which makes torch.export specialise the batch; this form keeps it dynamic.)
-    * "reference", other generators (FaceWorld): ``generator.synthesis(ws, noise_mode="const")``.
-    * "fast": ``FastSynthesis`` (polyphase upsampling + Winograd; StyleGAN2 only).
-    """
-    if path not in ("reference", "fast"):
+    """The module exported for ``path``: "reference" = ``generator.synthesis(ws, noise_mode="const")`` on a copy
+    (StyleGAN2: switched to activation modulation); "fast" = ``FastSynthesis`` (StyleGAN2 only)."""
+    if path == "reference":
+        return SynthesisModule(generator).eval()
+    if path != "fast":
         raise ValueError(f"path must be 'reference' or 'fast', got {path!r}")
     if not is_stylegan2(generator):
-        if path == "fast":
-            raise ValueError("path='fast' needs a StyleGAN2 generator")
-        return SynthesisModule(generator).eval()
+        raise ValueError("path='fast' needs a StyleGAN2 generator")
     from engine.runtime.fast_synthesis import FastSynthesis, FastSynthesisConfig
 
-    kwargs = dict(PLAIN) if path == "reference" else dict(fast_kwargs)
-    return FastSynthesis(generator, FastSynthesisConfig(**kwargs)).eval()
+    return FastSynthesis(generator, FastSynthesisConfig(**fast_kwargs)).eval()
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak_to_peak: float = 2.0) -> float:
