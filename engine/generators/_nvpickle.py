@@ -125,12 +125,30 @@ def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: An
     return torch.nn.Parameter(data, requires_grad=False)
 
 
-def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> Any:
-    """``torch._tensor._rebuild_from_type_v2`` for plain tensors/parameters only."""
-    if func not in (_rebuild_tensor_v2, _rebuild_parameter) or new_type not in (torch.Tensor, torch.nn.Parameter):
-        raise _Refused("tensor subclass reconstruction")
+class _TypeMark:
+    """Inert stand-in for a class named in a pickle (``torch.Tensor``, ``Parameter``): not callable, no state."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+_TENSOR = _TypeMark("torch.Tensor")
+_PARAMETER = _TypeMark("torch.nn.Parameter")
+
+
+def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any = None) -> Any:
+    """``torch._tensor._rebuild_from_type(_v2)`` for plain tensors/parameters only; the Python state is dropped."""
+    if func not in (_rebuild_tensor_v2, _rebuild_tensor, _rebuild_parameter) or new_type not in (_TENSOR, _PARAMETER):
+        raise _Refused(f"tensor subclass reconstruction ({new_type!r})")
+    if not isinstance(args, tuple):
+        raise _Refused("malformed tensor reconstruction arguments")
     out = func(*args)
-    return torch.nn.Parameter(out, requires_grad=False) if new_type is torch.nn.Parameter else out
+    return torch.nn.Parameter(out, requires_grad=False) if new_type is _PARAMETER else out
 
 
 class _Refused(Exception):
@@ -175,8 +193,10 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
-    ("torch", "Tensor"): torch.Tensor,
-    ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
+    ("torch._tensor", "_rebuild_from_type"): _rebuild_from_type_v2,
+    ("torch.tensor", "_rebuild_from_type"): _rebuild_from_type_v2,
+    ("torch", "Tensor"): _TENSOR,
+    ("torch.nn.parameter", "Parameter"): _PARAMETER,
     ("torch.storage", "_load_from_bytes"): _load_from_bytes,
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,

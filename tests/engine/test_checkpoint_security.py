@@ -192,3 +192,22 @@ def test_loaders_never_unpickle_unrestricted() -> None:
         for line in text.splitlines():
             if "torch.load(" in line:
                 assert "weights_only=True" in line, (name, line)
+
+
+class TaggedTensor(torch.Tensor):
+    """A tensor subclass: pickled as a global of this test module, which the loader must refuse."""
+
+
+def test_tensor_with_python_state_loads_but_subclasses_are_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    g, snap = snapshot()
+    buffers = snap["G_ema"].state["_modules"]["mapping"].state["_buffers"]
+    w_avg = buffers["w_avg"].clone()
+    w_avg.note = "a tensor with a __dict__ pickles through torch._tensor._rebuild_from_type_v2"
+    buffers["w_avg"] = w_avg
+    h = load_checkpoint(write_snapshot(tmp_path / "state.pkl", snap))
+    torch.testing.assert_close(h.w_avg, g.w_avg, rtol=0, atol=0)
+    assert not hasattr(h.w_avg, "note")
+    buffers["w_avg"] = g.w_avg.clone().as_subclass(TaggedTensor)
+    msg = refused(write_snapshot(tmp_path / "subclass.pkl", snap), marker)
+    assert "TaggedTensor" in msg
