@@ -71,8 +71,8 @@ def renorm(
     limit = tau[None, :, None].to(d).expand_as(norm)
     if floor is not None:
         limit = torch.maximum(limit, floor[..., None].to(d))
-    scale = torch.clamp(limit / norm, max=1.0)
-    return w_avg[None, None] + d * scale
+    scale = limit / norm
+    return torch.where(scale < 1.0, w_avg[None, None] + d * scale, w_t)  # untouched layers stay bit-exact
 
 
 def sample_delta(

@@ -48,14 +48,14 @@ class FANConfig:
     w_dim: int = 512  # width of one latent
     action_layers: int = 8  # Δw is predicted on ws[:, :action_layers]; zeros beyond
     points: list[int] = field(default_factory=list)  # indices into the 478 mesh; [] -> default_points()
-    heatmap_size: int = 48  # S: side of the heatmaps in pixels
+    heatmap_size: int = 32  # S: side of the heatmaps in pixels
     sigma: float = 1.0  # Gaussian std in heatmap pixels
     face_extent: float = 0.30  # RMS radius of the source points maps to face_extent * S
     align_rotation: bool = False  # also remove the source's in-plane rotation (default: keep it)
     output: str = "coeffs"  # "coeffs" (over the bank) | "full" (Δw of the action layers)
     num_directions: int = 0  # bank size (for output="coeffs")
-    width: int = 64  # channels of the first conv block (doubles per block)
-    hidden: int = 512  # width of the fully connected layer
+    width: int = 32  # channels of the first conv block (doubles per block)
+    hidden: int = 256  # width of the fully connected layer
 
     def __post_init__(self) -> None:
         if self.output not in ("coeffs", "full"):

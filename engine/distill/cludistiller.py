@@ -1,0 +1,376 @@
+"""CluDistiller: discover latent directions for facial actions by clustering generated faces by their landmarks.
+
+Pipeline (``distill``): sampling + detection (``engine.distill.sampling``) -> per region and per k, k-means over the
+flattened normalised landmarks of that region -> per cluster the mean w (centroid) -> directions = centroid
+differences on the first ``action_layers`` layers (all pairs for k <= 6, FastICA components for k > 6), the rest
+zero -> pruning (near-duplicates by cosine, negligible landmark effect measured by rendering w + v) ->
+``RUN_DIR/directions.safetensors`` [n, num_ws, w_dim] + ``RUN_DIR/directions.json``.
+
+Normalisation per region (points: the 78-point face set, iBUG-68 + irises):
+
+* ``pose``: the whole face normalised for translation and scale ONLY, so head rotation (roll, and yaw/pitch seen
+  as foreshortening) is what the clusters split on. Its directions are labelled group "pose".
+* every other region is normalised in a frame that removes pose (see ``region_features``: eyes and mouth in their
+  own local frames, brows relative to the eyes, face/jaw after a full similarity alignment). These directions are
+  labelled group "expression" and have the top pose axes projected out (``orthogonalise_to_pose``): measured on
+  FaceWorld, raw expression centroid differences also turn the head (yaw is the largest landmark variance).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+DEFAULT_REGIONS = ("pose", "face", "mouth", "eyes", "brows", "jaw")
+
+
+@dataclass
+class CluDistillerConfig:
+    """Clustering, collecting and pruning settings."""
+
+    regions: tuple[str, ...] = DEFAULT_REGIONS
+    ks: tuple[int, ...] = (2, 3, 4, 6, 8)  # cluster counts per region
+    action_layers: int = 8  # directions live on ws[:, :action_layers]
+    max_pairs_k: int = 6  # all centroid pairs up to this k; FastICA components beyond
+    ica_components: int = 4  # FastICA components kept per (region, k) when k > max_pairs_k
+    min_cluster: int = 20  # clusters smaller than this are ignored
+    dup_cosine: float = 0.9  # |cos| above this -> near-duplicate, the one with the smaller effect is dropped
+    min_effect: float = 0.02  # prune directions whose mean landmark displacement < this (x inter-ocular)
+    effect_samples: int = 8  # sources used to measure the landmark effect of a direction
+    max_directions: int = 48  # keep at most this many (largest effect first)
+    orthogonalise_pose: int = 3  # project the top-N pose axes out of expression directions (0 = off)
+    seed: int = 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Normalisation of the 78-point face set
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eye centres ([N, 2], [N, 2]) of the 78-point face set: the mean of each eye's six iBUG points."""
+    return points[:, 36:42].mean(1), points[:, 42:48].mean(1)
+
+
+def align_similarity(points: np.ndarray) -> np.ndarray:
+    """Full similarity alignment of [N, 78, 2]: eye midpoint -> origin, eye line -> +x, inter-ocular -> 1."""
+    r, l = _eye_centres(points)
+    mid = (r + l) / 2.0
+    d = l - r
+    iod = np.linalg.norm(d, axis=1).clip(1e-6)
+    c, s = d[:, 0] / iod, d[:, 1] / iod
+    x = points - mid[:, None]
+    c, s = c[:, None], s[:, None]
+    xr = np.stack([c * x[..., 0] + s * x[..., 1], -s * x[..., 0] + c * x[..., 1]], -1)
+    return xr / iod[:, None, None]
+
+
+def normalise_translation_scale(points: np.ndarray) -> np.ndarray:
+    """[N, 78, 2] -> centroid at the origin, RMS radius 1; rotation is kept (for pose clustering)."""
+    c = points - points.mean(1, keepdims=True)
+    rms = np.sqrt((c**2).sum(-1).mean(-1)).clip(1e-6)
+    return c / rms[:, None, None]
+
+
+def _local_frame(pts: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Points [N, P, 2] in the frame of the segment a -> b ([N, 2] each): midpoint origin, a->b = +x, |ab| = 1."""
+    mid = (a + b) / 2.0
+    d = b - a
+    n = np.linalg.norm(d, axis=1).clip(1e-6)
+    c, s = (d[:, 0] / n)[:, None], (d[:, 1] / n)[:, None]
+    x = pts - mid[:, None]
+    return np.stack([c * x[..., 0] + s * x[..., 1], -s * x[..., 0] + c * x[..., 1]], -1) / n[:, None, None]
+
+
+def region_features(points: np.ndarray, region: str) -> np.ndarray:
+    """Flattened normalised landmarks of ``region`` for k-means: [N, 78, 2] -> [N, F].
+
+    * ``pose``: all points, translation/scale only (rotation kept).
+    * ``face``, ``jaw``, ``nose``: the region's points after the face's similarity alignment.
+    * ``eyes``: each eye (6 lid points + 5 iris points) in its own corner-to-corner frame: lid aperture (blink) and
+      iris position (gaze), independent of eye size/spacing and little affected by head pose.
+    * ``mouth``: the 20 lip points in the mouth-corner frame (opening, smile curvature, pucker).
+    * ``brows``: brow points relative to the eye centres in the aligned face (raise, frown).
+    """
+    n = len(points)
+    if region == "pose":
+        return normalise_translation_scale(points).reshape(n, -1)
+    if region == "eyes":
+        right = _local_frame(np.concatenate([points[:, 36:42], points[:, 68:73]], 1), points[:, 36], points[:, 39])
+        left = _local_frame(np.concatenate([points[:, 42:48], points[:, 73:78]], 1), points[:, 42], points[:, 45])
+        return np.concatenate([right, left], 1).reshape(n, -1)
+    if region == "mouth":
+        return _local_frame(points[:, 48:68], points[:, 48], points[:, 54]).reshape(n, -1)
+    a = align_similarity(points)
+    if region == "brows":
+        return (a[:, 17:27] - a[:, 36:48].mean(1, keepdims=True)).reshape(n, -1)
+    if region == "face":
+        return a.reshape(n, -1)
+    if region == "jaw":
+        return a[:, 0:17].reshape(n, -1)
+    if region == "nose":
+        return a[:, 27:36].reshape(n, -1)
+    raise ValueError(f"unknown region {region!r}; choose from pose, face, eyes, mouth, brows, jaw, nose")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Clustering and collecting
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def cluster(features: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k-means labels [N] over features [N, F] (standardised by the global feature scale)."""
+    from sklearn.cluster import KMeans
+
+    x = features - features.mean(0)
+    x = x / max(float(x.std()), 1e-8)
+    return KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x)
+
+
+def collect(
+    ws: torch.Tensor, labels: np.ndarray, k: int, config: CluDistillerConfig
+) -> list[tuple[torch.Tensor, dict[str, Any]]]:
+    """Candidate directions from cluster centroids. ws [N, L, D] -> list of (v [L, D], info)."""
+    L = config.action_layers
+    cents, sizes, ids = [], [], []
+    for c in range(k):
+        m = labels == c
+        if m.sum() >= config.min_cluster:
+            cents.append(ws[torch.from_numpy(m)].mean(0))
+            sizes.append(int(m.sum()))
+            ids.append(c)
+    out: list[tuple[torch.Tensor, dict[str, Any]]] = []
+    if len(cents) < 2:
+        return out
+    C = torch.stack(cents)  # [k', L, D]
+
+    def _dir(v_act: torch.Tensor) -> torch.Tensor:
+        v = torch.zeros_like(C[0])
+        v[:L] = v_act
+        return v
+
+    if len(cents) <= config.max_pairs_k:
+        for i, j in itertools.combinations(range(len(cents)), 2):
+            v = _dir(C[j, :L] - C[i, :L])
+            out.append((v, {"origin": {"pair": [ids[i], ids[j]], "sizes": [sizes[i], sizes[j]]}}))
+        return out
+    from sklearn.decomposition import FastICA
+
+    X = C[:, :L].reshape(len(cents), -1).double().numpy()
+    n_comp = min(config.ica_components, len(cents) - 1)
+    ica = FastICA(n_components=n_comp, random_state=config.seed, whiten="unit-variance", max_iter=1000, tol=1e-3)
+    S = ica.fit_transform(X)  # [k', n_comp]
+    A = ica.mixing_  # [L*D, n_comp]
+    for j in range(n_comp):
+        span = float(S[:, j].max() - S[:, j].min())
+        v_act = torch.from_numpy(A[:, j] * span).float().view(L, -1)
+        out.append((_dir(v_act), {"origin": {"ica": j, "of": n_comp}}))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Landmark effect and pruning
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def region_effects(src: np.ndarray, tgt: np.ndarray, found: np.ndarray) -> dict[str, float]:
+    """Mean point displacement per region (x inter-ocular of the source) between [M, 78, 2] landmark sets."""
+    from engine.landmarks import schema
+
+    if not found.any():
+        return {"face": 0.0}
+    s, t = src[found], tgt[found]
+    r, l = _eye_centres(s)
+    iod = np.linalg.norm(l - r, axis=1).clip(1e-6)
+    disp = np.linalg.norm(t - s, axis=-1) / iod[:, None]  # [M, 78]
+    eff = {"face": float(disp.mean())}
+    for name, idx in schema.FACE_REGIONS.items():
+        if name != "face":
+            eff[name] = float(disp[:, idx].mean())
+    # Non-rigid part: displacement left after a full similarity alignment of both.
+    eff["expression"] = float(np.linalg.norm(align_similarity(t) - align_similarity(s), axis=-1).mean())
+    return eff
+
+
+def measure_effects(
+    directions: torch.Tensor, renderer: Any, base_ws: torch.Tensor, progress: bool = True
+) -> list[dict[str, float]]:
+    """Landmark effect of each direction: render base_ws + v for the sources base_ws [M, L, D], detect, compare."""
+    from tqdm import tqdm
+
+    src, found0 = renderer.landmarks(base_ws)
+    effects = []
+    for v in tqdm(directions, desc="effects", unit="dir", disable=not progress):
+        tgt, found1 = renderer.landmarks(base_ws + v[None])
+        effects.append(region_effects(src, tgt, found0 & found1))
+    return effects
+
+
+def prune(
+    directions: torch.Tensor, infos: list[dict[str, Any]], config: CluDistillerConfig
+) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """Drop negligible directions, then near-duplicates (|cos| > dup_cosine, keep the larger effect), then cap."""
+    order = sorted(range(len(infos)), key=lambda i: -infos[i]["effect"]["face"])
+    kept: list[int] = []
+    flat = directions.flatten(1)
+    unit = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    for i in order:
+        info = infos[i]
+        if info["effect"]["face"] < config.min_effect:
+            info["pruned"] = "negligible effect"
+            continue
+        if kept:
+            cos = (unit[kept] @ unit[i]).abs()
+            if float(cos.max()) > config.dup_cosine:
+                info["pruned"] = f"duplicate of candidate {kept[int(cos.argmax())]}"
+                continue
+        if len(kept) >= config.max_directions:
+            info["pruned"] = "over max_directions"
+            continue
+        kept.append(i)
+    kept.sort()
+    return directions[kept], [infos[i] for i in kept]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole CluDistiller
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DistillResult:
+    directions: torch.Tensor  # [n, num_ws, w_dim]
+    infos: list[dict[str, Any]]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def find_directions(
+    ws: torch.Tensor, points: np.ndarray, config: CluDistillerConfig, progress: bool = True
+) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """Cluster + collect over every (region, k): ws [N, L, D], points [N, 78, 2] -> candidates [m, L, D], infos."""
+    from tqdm import tqdm
+
+    dirs, infos = [], []
+    grid = [(r, k) for r in config.regions for k in config.ks]
+    for region, k in tqdm(grid, desc="clustering", unit="run", disable=not progress):
+        feats = region_features(points, region)
+        labels = cluster(feats, k, config.seed)
+        for v, info in collect(ws, labels, k, config):
+            info.update(region=region, k=k, group="pose" if region == "pose" else "expression")
+            dirs.append(v)
+            infos.append(info)
+    if not dirs:
+        raise RuntimeError("no candidate directions: too few detected samples for the requested k")
+    cand = torch.stack(dirs)
+    if config.orthogonalise_pose > 0:
+        cand = orthogonalise_to_pose(cand, infos, config.orthogonalise_pose, config.action_layers)
+    return cand, infos
+
+
+def orthogonalise_to_pose(
+    cand: torch.Tensor, infos: list[dict[str, Any]], rank: int, action_layers: int
+) -> torch.Tensor:
+    """Remove from every expression candidate its component in the span of the top ``rank`` pose directions.
+
+    Expression clusters (mouth, eyes, brows, ...) also differ in head pose (yaw dominates landmark variance), so
+    their raw centroid differences turn the head too; projecting the main pose axes out leaves the expression.
+    cand [m, L, D] -> [m, L, D] (pose candidates unchanged).
+    """
+    pose = [i for i, info in enumerate(infos) if info["group"] == "pose"]
+    if not pose:
+        return cand
+    flat = cand[:, :action_layers].flatten(1)
+    _, _, vh = torch.linalg.svd(flat[pose], full_matrices=False)
+    basis = vh[: min(rank, len(pose))]
+    out = cand.clone()
+    for i, info in enumerate(infos):
+        if info["group"] != "pose":
+            v = flat[i] - (flat[i] @ basis.T) @ basis
+            out[i, :action_layers] = v.view(action_layers, -1)
+            info["orthogonalised_to_pose"] = int(basis.shape[0])
+    return out
+
+
+def distill(
+    generator: torch.nn.Module,
+    out_dir: str | Path,
+    sampling: Any,
+    config: CluDistillerConfig,
+    progress: bool = True,
+    renderer: Any = None,
+) -> DistillResult:
+    """Run the CluDistiller end to end and write ``out_dir/directions.safetensors`` + ``directions.json``."""
+    from safetensors.torch import save_file
+
+    from engine.distill.sampling import LandmarkRenderer, map_z, sample_shards
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    own = renderer is None
+    renderer = renderer or LandmarkRenderer(generator, detect_size=sampling.detect_size)
+    try:
+        samples = sample_shards(generator, out, sampling, renderer=renderer, progress=progress)
+        if len(samples.ws) < 2 * config.min_cluster:
+            raise RuntimeError(f"only {len(samples.ws)} of {samples.drawn} samples had a detected face")
+        cand, infos = find_directions(samples.ws, samples.points, config, progress)
+        g = torch.Generator().manual_seed(config.seed + 7919)
+        z = torch.randn(config.effect_samples, generator.z_dim, generator=g)
+        base = map_z(generator, z, sampling.truncation_psi)
+        effects = measure_effects(cand, renderer, base, progress)
+    finally:
+        if own:
+            renderer.close()
+    for info, v, eff in zip(infos, cand, effects):
+        info["norm"] = float(v.norm())
+        info["effect"] = eff
+    dirs, kept = prune(cand, infos, config)
+    for i, info in enumerate(kept):
+        info["index"] = i
+    stats = {
+        "drawn": samples.drawn,
+        "dropped_undetected": samples.dropped,
+        "kept_samples": int(len(samples.ws)),
+        "candidates": int(len(infos)),
+        "directions": int(len(kept)),
+        "pruned": {
+            reason: sum(1 for i in infos if str(i.get("pruned", "")).startswith(reason))
+            for reason in ("negligible", "duplicate", "over")
+        },
+    }
+    save_file({"directions": dirs.contiguous()}, str(out / "directions.safetensors"))
+    doc = {
+        "config": asdict(config),
+        "sampling": asdict(sampling),
+        "stats": stats,
+        "directions": kept,
+        "w_avg_layers": int(dirs.shape[1]),
+    }
+    (out / "directions.json").write_text(json.dumps(doc, indent=1))
+    return DistillResult(dirs, kept, stats)
+
+
+def load_directions(path: str | Path) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """Read ``directions.safetensors`` (+ the ``directions.json`` beside it when present)."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "directions.safetensors"
+    if not p.is_file():
+        raise FileNotFoundError(f"no directions file at {p}")
+    dirs = load_file(str(p))["directions"]
+    meta = p.with_name("directions.json")
+    infos: list[dict[str, Any]]
+    if meta.is_file():
+        infos = json.loads(meta.read_text())["directions"]
+    else:
+        infos = [{"region": "unknown", "k": 0, "origin": "external", "group": "expression"} for _ in range(len(dirs))]
+    if len(infos) != len(dirs):
+        raise ValueError(f"{p}: {len(dirs)} directions but {len(infos)} entries in {meta.name}")
+    return dirs, infos

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Rebuild the embedded default bundle resources/models/faceworld: CluDistiller bank + AugDistiller FAN on FaceWorld.
+#
+#   scripts/train_default_bundle.sh            # ~35 min on 2 CPU cores; resumable (rerun after an interruption)
+#   RUN=runs/x STEPS=500 scripts/train_default_bundle.sh   # quicker variant in another run folder
+#
+# Steps: 1) d2a distill (4096 FaceWorld samples at 128 px, mediapipe, k-means over 6 regions) -> RUN/bank
+#        2) d2a train   (6144 augmented pairs at 128 px, FAN on 32x32 heatmaps, 2000 steps)   -> RUN/fan/bundle
+#        3) copy RUN/fan/bundle to resources/models/faceworld (the bundle renders at FaceWorld's default 256 px)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+RUN=${RUN:-runs/default_bundle}
+STEPS=${STEPS:-2000}
+SEED=${SEED:-0}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+"$PY" -m engine.cli distill --generator faceworld --samples 4096 --seed "$SEED" --resolution 128 \
+    --k 2,3,4,6,8 --out "$RUN/bank"
+"$PY" -m engine.cli train --generator faceworld --directions "$RUN/bank/directions.safetensors" \
+    --out "$RUN/fan" --steps "$STEPS" --batch 32 --pairs 6144 --val-pairs 512 --val-render 32 \
+    --heatmap-size 32 --width 32 --output coeffs --resolution 128 --seed "$SEED"
+mkdir -p resources/models/faceworld
+cp "$RUN/fan/bundle/bundle.json" "$RUN/fan/bundle/directions.safetensors" "$RUN/fan/bundle/fan.safetensors" \
+    resources/models/faceworld/
+echo "default bundle -> resources/models/faceworld ($(du -sh resources/models/faceworld | cut -f1))"
