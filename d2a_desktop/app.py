@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="scripted: give up after this many seconds")
     p.add_argument("--settings", help="settings file (INI) instead of the platform's store")
     p.add_argument("--no-gallery", action="store_true", help="do not render the identity gallery")
+    p.add_argument("--native-style", action="store_true", help="use the platform's style instead of the dark theme")
     return p
 
 
@@ -91,8 +92,7 @@ class ScriptedRun(QObject):
         print(f"processed {w.session.inference.processed} frames ({w.session.inference.dropped} dropped); "
               f"{w.fps_label.text()}; {w.latency_label.text()}")
         self.exit_code = code
-        w.close()
-        QApplication.instance().exit(code)
+        QApplication.instance().exit(code)  # main() closes the window once the event loop has returned
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "d2a-desktop"])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
+    if not args.native_style:
+        from d2a_desktop.theme import apply_dark_theme
+
+        apply_dark_theme(app)
     source: int | str | None = None
     if args.source:
         source = int(args.source) if args.source.isdigit() else args.source
@@ -125,14 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.camera:
         window.start_camera(args.camera)
-    run = None
-    if args.frames:
-        run = ScriptedRun(window, args.frames, args.screenshot, args.record, args.timeout)
-        run.start()
-    code = app.exec()
-    if run is not None and run.exit_code is not None:
-        return run.exit_code
-    return int(code)
+    if not args.frames:
+        return int(app.exec())
+    # Scripted: closing the window inside the loop would post a deferred "quit" (last window closed) that could
+    # stop a later event loop of the same process (tests); so the window is closed after the loop returned.
+    quit_on_close = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)
+    run = ScriptedRun(window, args.frames, args.screenshot, args.record, args.timeout)
+    run.start()
+    try:
+        code = app.exec()
+    finally:
+        window.close()  # stops and joins every thread, finalises any recording
+        app.setQuitOnLastWindowClosed(quit_on_close)
+    return run.exit_code if run.exit_code is not None else int(code)
 
 
 if __name__ == "__main__":

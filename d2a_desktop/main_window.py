@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QSplitter,
     QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from d2a_desktop import finetune_cache
@@ -32,6 +34,7 @@ from d2a_desktop.virtualcam import VirtualCamera, VirtualCameraUnavailable
 from d2a_desktop.widgets.controls_panel import ControlsPanel
 from d2a_desktop.widgets.direction_sliders import DirectionSliders
 from d2a_desktop.widgets.live_view import LiveView
+from d2a_desktop.widgets.performance import PerformancePanel
 from d2a_desktop.widgets.source_panel import SourcePanel
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,7 @@ class MainWindow(QMainWindow):
         self.fps = RateMeter()
         self.stages = StageMeter()
         self.last_result: Any = None
+        self._perf_t = 0.0
         self._seen = 0
         self._source_key: str | None = None
         self._pending_key: str | None = None
@@ -91,8 +95,14 @@ class MainWindow(QMainWindow):
         self.live = LiveView()
         self.controls = ControlsPanel()
         self.sliders = DirectionSliders()
+        self.performance = PerformancePanel()
+        page = QWidget()
+        column = QVBoxLayout(page)
+        column.addWidget(self.controls)
+        column.addWidget(self.performance)
+        column.addStretch(1)
         tabs = QTabWidget()
-        tabs.addTab(self.controls, "Controls")
+        tabs.addTab(page, "Controls")
         tabs.addTab(self.sliders, "Directions")
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.source_panel)
@@ -199,6 +209,14 @@ class MainWindow(QMainWindow):
             self.stages.add(result.stages_ms)
             self.fps_label.setText(f"{self.fps.fps:4.1f} fps · {result.dropped} dropped")
             self.latency_label.setText(self.stages.summary())
+            if result.t - self._perf_t > 0.25:
+                self._perf_t = result.t
+                self.performance.update_stats(
+                    self.fps.fps, self.session.inference.processed, result.dropped, self.stages.means()
+                )
+        h, w = result.output.shape[:2]
+        live = f" · {self.fps.fps:.1f} fps" if self.session.capturing else ""
+        self.live.set_hud(f"OUTPUT {w}×{h}{live}", self.session.recording)
         if self.virtualcam.is_open:
             try:
                 self.virtualcam.send(result.output)

@@ -53,7 +53,7 @@ class ControlsPanel(QWidget):
         layout.addWidget(self._motion_group())
         layout.addWidget(self._output_group())
         layout.addWidget(self._finetune_group())
-        layout.addStretch(1)
+        layout.setContentsMargins(0, 0, 0, 0)
 
     # -- groups ---------------------------------------------------------------------------------------------------
     def _camera_group(self) -> QGroupBox:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtWidgets import QWidget
 
 from d2a_desktop.widgets.frame_view import FrameView
@@ -18,7 +19,8 @@ class LiveView(FrameView):
         super().__init__("loading the model…", QSize(480, 360), parent)
         self.driver = FrameView("camera off", QSize(96, 72), self)
         self.driver.setToolTip("Driver camera")
-        self.driver.setStyleSheet("border: 1px solid #555;")
+        self.hud = ""  # top-left caption (resolution, fps)
+        self.recording = False  # draws a red REC badge
 
     def set_output(self, frame: np.ndarray | None) -> None:
         """Show the animated output (uint8 RGB [H, W, 3])."""
@@ -27,6 +29,38 @@ class LiveView(FrameView):
     def set_driver(self, frame: np.ndarray | None, points: np.ndarray | None) -> None:
         """Show the driver frame and its landmarks (drawn when ``driver.overlay`` is on)."""
         self.driver.set_frame(frame, points)
+
+    def set_hud(self, text: str, recording: bool) -> None:
+        """Caption and REC badge drawn over the output."""
+        if (text, recording) != (self.hud, self.recording):
+            self.hud, self.recording = text, recording
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if not self.has_frame():
+            return
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 0.95)
+        font.setBold(True)
+        p.setFont(font)
+        if self.hud:
+            box = QRectF(10, 10, p.fontMetrics().horizontalAdvance(self.hud) + 16, 22)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(0, 0, 0, 150))
+            p.drawRoundedRect(box, 4, 4)
+            p.setPen(QColor(235, 238, 242))
+            p.drawText(box, Qt.AlignmentFlag.AlignCenter, self.hud)
+        if self.recording:
+            box = QRectF(self.width() - 74, 10, 64, 22)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(200, 30, 30, 220))
+            p.drawRoundedRect(box, 4, 4)
+            p.setPen(QColor(255, 255, 255))
+            p.drawText(box, Qt.AlignmentFlag.AlignCenter, "● REC")
+        p.end()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

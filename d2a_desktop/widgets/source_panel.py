@@ -39,7 +39,8 @@ class SourcePanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Source", parent)
         self.setAcceptDrops(True)
-        self.preview = FrameView("drop a portrait here", QSize(200, 200))
+        self.preview = FrameView("drop a portrait here", QSize(220, 220))
+        self.preview.setMaximumHeight(260)
         self.preview.setToolTip("The portrait being animated (rendered by the generator). Drop an image to change it.")
         self.label = QLabel("—")
         self.label.setWordWrap(True)
@@ -64,12 +65,12 @@ class SourcePanel(QGroupBox):
         self.gallery.itemActivated.connect(self._pick)
         self.gallery.itemClicked.connect(self._pick)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.preview, 3)
+        layout.addWidget(self.preview)
         layout.addWidget(self.label)
         layout.addWidget(self.open_button)
         layout.addLayout(row)
         layout.addWidget(QLabel("Identity gallery"))
-        layout.addWidget(self.gallery, 2)
+        layout.addWidget(self.gallery, 1)
         self.set_busy(None)
 
     # -- state --------------------------------------------------------------------------------------------------------

@@ -63,7 +63,8 @@ def _diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_starts_on_the_default_bundle_sample(qtbot, live: Live) -> None:
     w = live.window
-    qtbot.waitUntil(lambda: w.has_source, timeout=120_000)
+    qtbot.waitUntil(lambda: w.has_source or "error" in w.status_text(), timeout=120_000)
+    assert w.has_source, w.status_text()
     assert w.info["directions"], "the direction bank should be listed (sliders)"
     assert len(w.sliders.sliders) == len(w.info["directions"])
     qtbot.waitUntil(lambda: w.live.has_frame(), timeout=10_000)
