@@ -60,7 +60,8 @@ class PersistentObject:
 
 def is_stylegan3_source(src: str) -> bool:
     """True when ``module_src`` is the alias-free StyleGAN3 network module (text check, nothing executed)."""
-    return "class SynthesisInput" in src or "networks_stylegan3" in src or "Alias-Free" in src
+    # SynthesisInput (the Fourier-feature input layer) exists only in networks_stylegan3.py.
+    return "class SynthesisInput" in src
 
 
 def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
