@@ -79,14 +79,26 @@ class FaceWorld(nn.Module):
             mix = 0.5 + torch.rand(len(layers), generator=gen)  # unequal weights across the layers
             for layer, m in zip(layers.tolist(), mix.tolist()):
                 proj[j, layer] = m * torch.randn(cfg.w_dim, generator=gen) / math.sqrt(cfg.w_dim)
-        self.register_buffer("proj", proj)
 
-        # statistics at init (deterministic): w_avg and the std of every score under z ~ N(0, I)
+        # statistics at init (deterministic): w_avg, then decorrelate the scores within each group (ZCA whitening:
+        # the mapped w is anisotropic, so raw random projections would correlate, e.g. the two blinks) and record
+        # the std of every score under z ~ N(0, I)
         z = torch.randn(cfg.stats_samples, cfg.z_dim, generator=gen)
         with torch.no_grad():
             w = self._map(z)
             w_avg = w.mean(0)
+            groups = [
+                [j for j, k in enumerate(names) if k in P.GEOMETRY_PARAMS],
+                [j for j, k in enumerate(names) if k not in P.GEOMETRY_PARAMS],
+            ]
+            for idx in groups:
+                s = (w - w_avg) @ proj[idx].sum(1).T  # [M, G]
+                cov = s.T @ s / (len(s) - 1)
+                evals, evecs = torch.linalg.eigh(cov.double())
+                zca = (evecs * evals.clamp(min=1e-12).rsqrt()) @ evecs.T
+                proj[idx] = torch.einsum("pq,qlw->plw", zca.float(), proj[idx])
             scores = torch.einsum("nw,pw->np", w - w_avg, proj.sum(1))
+        self.register_buffer("proj", proj)
         self.register_buffer("w_avg", w_avg)
         self.register_buffer("score_std", scores.std(0).clamp(min=1e-6))
         squash = [P.SQUASH[name] for name in names]
@@ -155,7 +167,7 @@ class FaceWorld(nn.Module):
         missing = [k for k in self.PARAM_NAMES if k not in params]
         if missing:
             raise ValueError(f"render_params: missing parameters {missing}")
-        return R.render(params, self.grid_x, self.grid_y, features=features)
+        return R.render(params, self.grid_x, self.grid_y, features=features, resolution=self.img_resolution)
 
     def synthesis(self, ws: Tensor, noise_mode: str = "const", **_: object) -> Tensor:
         """ws [N, 14, 512] -> images [N, 3, H, W] in [-1, 1] (differentiable; ``noise_mode`` is accepted and unused)."""

@@ -102,8 +102,8 @@ SQUASH: dict[str, Squash] = {
     "jaw_open": _s(2.4, -2.4),  # 0.08 at the mean, > 0.5 for ~16 % of samples
     "smile": _s(2.0, -1.0),
     "pucker": _s(2.4, -2.6),
-    "blink_left": _s(3.5, -3.6),  # eyes mostly open; ~15 % of samples have a closed eye
-    "blink_right": _s(3.5, -3.6),
+    "blink_left": _s(4.0, -4.2),  # eyes mostly open; ~15 % of samples have a closed eye
+    "blink_right": _s(4.0, -4.2),
     "brow_raise": _s(2.0, -1.0),
     "frown": _s(2.4, -2.4),
     "gaze_x": _t(1.0, 0.8),

@@ -249,12 +249,12 @@ def feature_texture(p: Params, g: dict[str, Tensor], col: dict[str, Tensor], siz
 
     Returns [N, 5, size, size]: premultiplied RGB (3), coverage (1), nostril darkness (1); row 0 is the top.
     """
-    n = p["yaw"].shape[0]
     t = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
-    qx = (TEX_CENTER[0] + TEX_HALF * t)[None, None, :].expand(n, size, size)
-    qy = (TEX_CENTER[1] - TEX_HALF * t)[None, :, None].expand(n, size, size)
-    rgb = torch.zeros(n, 3, size, size)
-    cov = torch.zeros(n, size, size)
+    batch_zero = _b(p["yaw"] * 0)  # [N, 1, 1]: keeps the batch size symbolic for export
+    qx = (TEX_CENTER[0] + TEX_HALF * t)[None, None, :] + batch_zero
+    qy = (TEX_CENTER[1] - TEX_HALF * t)[None, :, None] + batch_zero
+    cov = qx * qy * 0
+    rgb = cov[:, None].repeat(1, 3, 1, 1)
 
     def over(colour: Tensor, m: Tensor) -> None:
         nonlocal rgb, cov
@@ -325,14 +325,13 @@ def feature_texture(p: Params, g: dict[str, Tensor], col: dict[str, Tensor], siz
     return torch.cat([rgb, cov[:, None], nos[:, None]], 1)
 
 
-def render(p: Params, gx: Tensor, gy: Tensor, features: bool = True) -> Tensor:
+def render(p: Params, gx: Tensor, gy: Tensor, features: bool = True, resolution: int | None = None) -> Tensor:
     """Render named parameters ([N] each) on the pixel grid gx, gy ([H, W], y up) -> image [N, 3, H, W] in [-1, 1].
 
     ``features=False`` renders the same heads without the painted eyes, brows, mouth and nostrils (the negative
     control for landmark measurements).
     """
-    res = gx.shape[-1]
-    n = p["yaw"].shape[0]
+    res = int(resolution if resolution is not None else gx.shape[-1])  # a Python int (constant under export)
     g = geometry(p)
     col = colours(p)
     s = BASE_SCALE * p["scale"]  # [N]
@@ -395,7 +394,7 @@ def render(p: Params, gx: Tensor, gy: Tensor, features: bool = True) -> Tensor:
         cover = cover * (1 - h.alpha)
     inv = torch.rsqrt(nx * nx + ny * ny + nz * nz + 1e-8)
     nx, ny, nz = nx * inv, ny * inv, nz * inv
-    alb = col["skin"][:, :, None, None].expand(n, 3, res, res)
+    alb = col["skin"][:, :, None, None] * torch.ones_like(qx)[:, None]
 
     # hair painted on the cranium (hairline curving down at the temples and behind)
     rxc = _b(g["cranium_r"][:, 0])
