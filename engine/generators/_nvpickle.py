@@ -82,6 +82,15 @@ def _numpy_reconstruct(subtype: Any, shape: Any, dtype_code: Any) -> np.ndarray:
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
 
 
+def _numpy_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """``numpy.core.numeric._frombuffer`` (protocol-5 arrays) for numeric dtypes only."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc" or order not in ("C", "F"):
+        raise _Refused(f"numpy buffer array of dtype {dtype!r}")
+    if not isinstance(buf, (bytes, bytearray, pickle.PickleBuffer)):
+        raise _Refused("numpy buffer array without a byte buffer")
+    return np.frombuffer(bytes(buf), dtype=dtype).reshape(tuple(shape), order=order).copy()
+
+
 def _codecs_encode(text: Any, encoding: str = "utf-8") -> bytes:
     """``_codecs.encode``, as protocol-2 pickles use it for bytes: latin-1 text only."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
@@ -205,6 +214,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     **{(m, "scalar"): _numpy_scalar for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
     **{(m, "_reconstruct"): _numpy_reconstruct for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "_frombuffer"): _numpy_frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},
     **{("torch", name): obj for name, obj in _TORCH_TYPES.items()},
 }
 # Python-2 names that protocol-2 pickles may use.

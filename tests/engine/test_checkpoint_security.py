@@ -211,3 +211,20 @@ def test_tensor_with_python_state_loads_but_subclasses_are_refused(tmp_path: Pat
     buffers["w_avg"] = g.w_avg.clone().as_subclass(TaggedTensor)
     msg = refused(write_snapshot(tmp_path / "subclass.pkl", snap), marker)
     assert "TaggedTensor" in msg
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_data_only_types_load_at_every_protocol(tmp_path: Path, protocol: int) -> None:
+    """numpy scalars/arrays, sets, dtypes, devices, sizes inside the snapshot are data: they must load."""
+    g, snap = snapshot()
+    snap["augment_pipe"].state.update(
+        arr=np.arange(6, dtype=np.float32).reshape(2, 3),
+        fortran=np.asfortranarray(np.ones((2, 3))),
+        scalars=(np.float64(1.5), np.int64(3), np.bool_(True)),
+        misc=(frozenset({1, 2}), {3, 4}, b"raw", bytearray(b"x")),
+        torch_things=(torch.float16, torch.device("cpu"), torch.Size([2, 3])),
+    )
+    h = load_checkpoint(write_snapshot(tmp_path / f"p{protocol}.pkl", snap, protocol=protocol))
+    z = torch.randn(1, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(h(z), g(z), rtol=0, atol=1e-6)
