@@ -120,9 +120,11 @@ def main() -> None:
             ms = _median_ms(lambda g=groups: heatmaps(pts, 64, 1.5, g), args.repeats)
         rows.append((f"heatmaps {label}, forward, ms", ms))
         p = pts.clone().requires_grad_(True)
+        with torch.no_grad():
+            upstream = torch.randn_like(heatmaps(pts, 64, 1.5, groups))  # a fixed incoming gradient
 
-        def fwd_bwd(g=groups, p=p) -> None:
-            heatmaps(p, 64, 1.5, g).square().mean().backward()
+        def fwd_bwd(g=groups, p=p, up=upstream) -> None:
+            heatmaps(p, 64, 1.5, g).backward(up)
 
         rows.append((f"heatmaps {label}, forward+backward, ms", _median_ms(fwd_bwd, args.repeats)))
 

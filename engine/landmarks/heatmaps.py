@@ -66,7 +66,9 @@ def heatmaps(points, size: int = 64, sigma: float = 1.5, groups: Sequence[np.nda
     _check(points, size, sigma)
     if groups is None or groups is False:
         gx, gy = _profiles(points, size, sigma)
-        return gy.unsqueeze(-1) * gx.unsqueeze(-2)  # [N, K, S, S]
+        n, k, s = gx.shape
+        # outer products as a batched matmul: same forward as broadcasting, but a 2x cheaper backward (matvecs)
+        return torch.bmm(gy.reshape(n * k, s, 1), gx.reshape(n * k, 1, s)).view(n, k, s, s)  # [N, K, S, S]
     if groups is True:
         groups = region_groups(points.shape[1])
     if isinstance(groups, Mapping):
