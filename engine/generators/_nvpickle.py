@@ -285,9 +285,10 @@ def load_nvlabs_pickle(path: Path) -> Any:
 
             msg = "a tensor storage inside the pickle was refused by torch.load(weights_only=True)"
             raise CheckpointError(f"{path}: refusing to load: {msg} ({weights_only_reason(str(e))})") from None
-        raise CheckpointError(f"{path}: truncated or corrupt pickle ({msg})") from None
+        raise CheckpointError(f"{path}: truncated or corrupt pickle ({msg}). Supported: {SUPPORTED}.") from None
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RuntimeError, MemoryError) as e:
-        raise CheckpointError(f"{path}: corrupt or unsupported pickle ({type(e).__name__}: {e})") from None
+        detail = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        raise CheckpointError(f"{path}: corrupt or unsupported pickle ({detail}). Supported: {SUPPORTED}.") from None
 
 
 # ------------------------------------------------------------------------------------------------------------------

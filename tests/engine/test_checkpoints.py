@@ -347,3 +347,14 @@ def test_other_pickles_are_rejected(tmp_path: Path) -> None:
     other = Persistent("Discriminator", "class Discriminator:\n    pass\n", module_state({}, {}, {}))
     path = write_snapshot(tmp_path / "d.pkl", {"G_ema": other})
     assert "not the StyleGAN2 networks module" in _message(path)
+
+
+def test_convert_reports_clear_errors(tmp_path: Path) -> None:
+    from engine.commands.convert import command
+
+    bad = tmp_path / "random.pkl"
+    bad.write_bytes(b"\x80\x04" + bytes(range(200)))
+    result = CliRunner().invoke(command, [str(bad), str(tmp_path / "out.safetensors")])
+    assert result.exit_code == 1
+    assert str(bad) in result.output and "Supported" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.safetensors").exists()
