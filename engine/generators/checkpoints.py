@@ -41,7 +41,15 @@ _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that cannot be loaded: missing, corrupt, unsafe or of an unsupported kind."""
+    """A checkpoint file that cannot be loaded: missing, corrupt, unsafe or of an unsupported kind.
+
+    The message names the file and what was found; the list of supported formats is appended when absent.
+    """
+
+    def __init__(self, message: str) -> None:
+        if "Supported:" not in message:
+            message = f"{message.rstrip('.')}. Supported: {SUPPORTED}."
+        super().__init__(message)
 
 
 # ------------------------------------------------------------------------------------------------------------------
