@@ -353,6 +353,15 @@ class MappingNetwork(nn.Module):
         truncation_cutoff: int | None = None,
     ) -> torch.Tensor:
         """z: [N, z_dim], c: [N, c_dim] or None -> [N, num_ws, w_dim] (fp32)."""
+        ref = z if z is not None else c
+        if ref is None:
+            raise ValueError("the mapping network needs z (and c for conditional networks)")
+        with torch.autocast(device_type=ref.device.type, enabled=False):  # the mapping always runs in fp32
+            return self._map(z, c, truncation_psi, truncation_cutoff)
+
+    def _map(
+        self, z: torch.Tensor | None, c: torch.Tensor | None, truncation_psi: float, truncation_cutoff: int | None
+    ) -> torch.Tensor:
         x = None
         if self.z_dim > 0:
             if z is None or z.ndim != 2 or int(z.shape[1]) != self.z_dim:
@@ -366,9 +375,8 @@ class MappingNetwork(nn.Module):
             x = torch.cat([x, y], dim=1) if x is not None else y
         if x is None:
             raise ValueError("mapping network has neither z nor c inputs")
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            for idx in range(self.num_layers):
-                x = getattr(self, f"fc{idx}")(x)
+        for idx in range(self.num_layers):
+            x = getattr(self, f"fc{idx}")(x)
         if self.num_ws is None:
             if truncation_psi != 1:
                 raise ValueError("truncation needs num_ws and w_avg")
@@ -572,7 +580,8 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, next(w_iter), noise_mode=noise_mode)
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode)
         if img is not None:
-            img = upsample2d(img, self.resample_filter)
+            with torch.autocast(device_type=img.device.type, enabled=False):  # the skip image stays fp32
+                img = upsample2d(img.float(), self.resample_filter)
         if self.is_last or self.architecture == "skip":
             y = self.torgb(x, next(w_iter)).float()
             img = img + y if img is not None else y

@@ -89,8 +89,12 @@ def test_bf16_autocast_stays_close(shared_dir: Path) -> None:
     """Reduced precision for speed: demodulation/normalisation stay fp32, the image stays close to fp32."""
     g, ref, _ = official(shared_dir, "sg2ada_r64_w128_map8")
     ws = torch.from_numpy(ref["ws_mix"][:2])
+    z = torch.from_numpy(ref["z"][:2])
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         img = g.synthesis(ws)
+        ws_autocast = g.mapping(z, truncation_psi=0.7)
+    with torch.no_grad():
+        torch.testing.assert_close(ws_autocast, g.mapping(z, truncation_psi=0.7), rtol=0, atol=0)  # mapping: fp32
     assert img.dtype == torch.float32 and torch.isfinite(img).all()
     err = (img - torch.from_numpy(ref["img_mix"][:2])).abs()
     assert float(err.mean()) < 0.05 * float(torch.from_numpy(ref["img_mix"]).abs().mean())
