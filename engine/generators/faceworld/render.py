@@ -76,7 +76,6 @@ def geometry(p: Params) -> dict[str, Tensor]:
     g["nose_r"] = v3(0.10 * (1 + 0.15 * ns), 0.19 * (1 + 0.12 * nl), 0.23 * (1 + 0.12 * ns))
     ear_ry = 0.19 * (1 + 0.15 * p["ear_size"])
     g["ear_l_c"] = v3(crx * 0.96, 0.0, -0.06)
-    g["ear_r_c"] = v3(-crx * 0.96, 0.0, -0.06)
     g["ear_r"] = v3(0.09, ear_ry, 0.15)
     hair_len = 0.5 * (p["hair_style"] + 1)  # 0 short .. 1 long
     hv = p["hair_volume"]
@@ -161,12 +160,19 @@ class _Hit:
     alpha: soft coverage [N, H, W]; t: depth along the ray; q: hit point; n: unit normal (computed on demand).
     """
 
-    def __init__(self, o: tuple[Tensor, Tensor, Tensor], d: Tensor, c: Tensor, r: Tensor, sharp: Tensor) -> None:
+    def __init__(
+        self,
+        o: tuple[Tensor, Tensor, Tensor],
+        d: Tensor | tuple[Tensor, Tensor, Tensor],
+        c: Tensor,
+        r: Tensor,
+        sharp: Tensor,
+    ) -> None:
         ox, oy, oz = o
         self.c = tuple(_b(c[:, i]) for i in range(3))
         self.r = tuple(_b(r[:, i]) for i in range(3))
         (cx, cy, cz), (rx, ry, rz) = self.c, self.r
-        dx, dy, dz = (_b(d[:, i]) for i in range(3))
+        dx, dy, dz = d if isinstance(d, tuple) else (_b(d[:, i]) for i in range(3))
         ux, uy, uz = (ox - cx) / rx, (oy - cy) / ry, (oz - cz) / rz
         vx, vy, vz = dx / rx, dy / ry, dz / rz
         a = vx * vx + vy * vy + vz * vz  # [N, 1, 1]
@@ -363,7 +369,7 @@ def render(p: Params, gx: Tensor, gy: Tensor, features: bool = True, resolution:
     ones = torch.ones_like(s)
     sh_a, sh_e = _body_hit(X, Y, (0.0, -1.78), torch.stack([1.45 * ones, 0.62 * ones], -1), sharp)
     img = _paint(img, col["shirt"][:, :, None, None] * (0.55 + 0.45 * sh_e)[:, None], sh_a)
-    nk_a, nk_e = _body_hit(X, Y, (0.0, -1.0), torch.stack([0.36 * (1 + 0.12 * p["neck_width"]), 0.75 * ones], -1),
+    nk_a, nk_e = _body_hit(X, Y, (0.0, -1.0), torch.stack([0.42 * (1 + 0.12 * p["neck_width"]), 0.75 * ones], -1),
                            sharp)
     img = _paint(img, col["skin"][:, :, None, None] * (0.5 + 0.3 * nk_e)[:, None], nk_a)
 
@@ -378,13 +384,23 @@ def render(p: Params, gx: Tensor, gy: Tensor, features: bool = True, resolution:
     cover = (1 - cr.alpha) * (1 - jw.alpha)
     is_nose = torch.zeros_like(bt)
     not_ear = torch.ones_like(bt)
-    for name in ("nose", "ear_l", "ear_r"):
-        c = g[name + "_c"] if name == "nose" else g[name + "_c"]
-        h = _Hit(o, d, c, g["nose_r"] if name == "nose" else g["ear_r"], sharp)
+    # the two ears are one mirrored hit: rays with x < 0 are reflected onto the left ear (exact for rays that stay
+    # on one side of the head's mid-plane near the ears, i.e. all of them in the yaw range)
+    flip = torch.where(o[0] < 0, -torch.ones_like(o[0]), torch.ones_like(o[0]))
+    ear_o = (o[0] * flip, o[1], o[2])
+    ear_d = (_b(d[:, 0]) * flip, _b(d[:, 1]), _b(d[:, 2]))
+    for name in ("nose", "ears"):
+        if name == "nose":
+            h = _Hit(o, d, g["nose_c"], g["nose_r"], sharp)
+            hq, hn = h.q, h.normal()
+        else:
+            h = _Hit(ear_o, ear_d, g["ear_l_c"], g["ear_r"], sharp)
+            hq, hn = h.q, h.normal()
+            hq = (hq[0] * flip, hq[1], hq[2])
+            hn = (hn[0] * flip, hn[1], hn[2])
         ht = torch.where(h.alpha > 0.5, h.t, torch.full_like(h.t, -1e4))
         sel = ht > bt
-        hn = h.normal()
-        qx, qy, qz = torch.where(sel, h.q[0], qx), torch.where(sel, h.q[1], qy), torch.where(sel, h.q[2], qz)
+        qx, qy, qz = torch.where(sel, hq[0], qx), torch.where(sel, hq[1], qy), torch.where(sel, hq[2], qz)
         nx, ny, nz = torch.where(sel, hn[0], nx), torch.where(sel, hn[1], ny), torch.where(sel, hn[2], nz)
         fsel = sel.to(bt.dtype)
         is_nose = fsel if name == "nose" else is_nose * (1 - fsel)
@@ -398,7 +414,9 @@ def render(p: Params, gx: Tensor, gy: Tensor, features: bool = True, resolution:
 
     # hair painted on the cranium (hairline curving down at the temples and behind)
     rxc = _b(g["cranium_r"][:, 0])
-    hl = _b(g["hairline"]) - 0.36 * (qx / rxc) ** 2 - 0.6 * (0.35 - qz).clamp(min=0)
+    side = qx / rxc
+    hl = _b(g["hairline"]) - 0.36 * side * side - 0.6 * (0.35 - qz).clamp(min=0)
+    hl = hl + 0.09 * _b(p["hair_volume"]) * side  # side-swept fringe, direction and amount per identity
     hair_amt = _b(0.8 + 0.1 * p["hair_volume"])
     hair_mask = _sig((qy - hl) * k) * (1 - is_nose) * hair_amt
     hair_tex = 0.85 + 0.15 * torch.sin(qx * 40 + qy * 6)
