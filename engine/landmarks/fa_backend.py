@@ -11,7 +11,9 @@ Install: ``pip install 'd2a-desktop[face-alignment]'``. Confidence: the mean of 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -47,10 +49,33 @@ def checkpoint_dir() -> Path:
     return home.expanduser() / "hub" / "checkpoints"
 
 
-def missing_weights(folder: Path | None = None) -> dict[str, str]:
+def required_weights() -> dict[str, str]:
+    """Weight files (name -> download address) the installed face-alignment needs for 2D-FAN + S3FD.
+
+    Read from the package's source files (without importing it, which would pull torch and numba); falls back to
+    ``WEIGHTS`` when the package is absent or its tables cannot be found.
+    """
+    spec = importlib.util.find_spec("face_alignment")
+    if spec is None or not spec.origin:
+        return dict(WEIGHTS)
+    root = Path(spec.origin).parent
+    found: dict[str, str] = {}
+    for rel, pattern in (("api.py", r"https?://[^'\"]*2DFAN4[^'\"]*"), ("detection/sfd/sfd_detector.py", r"https?://[^'\"]*s3fd[^'\"]*")):
+        try:
+            match = re.search(pattern, (root / rel).read_text(encoding="utf-8"))
+        except OSError:
+            match = None
+        if match:
+            url = match.group(0)
+            found[url.rsplit("/", 1)[-1]] = url
+    return found if len(found) == 2 else dict(WEIGHTS)
+
+
+def missing_weights(folder: Path | None = None, weights: dict[str, str] | None = None) -> dict[str, str]:
     """The weight files (name -> download address) absent from ``folder`` (default: ``checkpoint_dir()``)."""
     folder = checkpoint_dir() if folder is None else Path(folder)
-    return {name: url for name, url in WEIGHTS.items() if not (folder / name).is_file()}
+    weights = required_weights() if weights is None else weights
+    return {name: url for name, url in weights.items() if not (folder / name).is_file()}
 
 
 class FaceAlignmentDetector(LandmarkDetector):
@@ -77,17 +102,15 @@ class FaceAlignmentDetector(LandmarkDetector):
             import face_alignment
         except ImportError as exc:  # e.g. a missing dependency such as numba
             raise BackendUnavailable(f"face-alignment backend: import failed ({exc}); {INSTALL_HINT}") from exc
-        self._fa = face_alignment.FaceAlignment(
-            face_alignment.LandmarksType.TWO_D,
-            device=config.extra.get("device", "cpu"),
-            flip_input=False,
-            face_detector="sfd",
-            compile=False,
-        )
+        kwargs = {"device": config.extra.get("device", "cpu"), "flip_input": False, "face_detector": "sfd"}
+        if "compile" in inspect.signature(face_alignment.FaceAlignment.__init__).parameters:
+            kwargs["compile"] = False  # 1.5+: torch.compile would spend minutes on a CPU
+        two_d = getattr(face_alignment.LandmarksType, "TWO_D", None) or face_alignment.LandmarksType._2D
+        self._fa = face_alignment.FaceAlignment(two_d, **kwargs)
 
     def _detect_all(self, rgb: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
-        result = self._fa.get_landmarks_from_image(rgb, return_landmark_score=True)
-        landmarks, scores = result[0], result[1]
+        # returns (landmarks, scores, boxes), with None entries when no face is found
+        landmarks, scores, _ = self._fa.get_landmarks_from_image(rgb, return_landmark_score=True)
         if not landmarks:
             return [], []
         out, conf = [], []
