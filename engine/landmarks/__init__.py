@@ -11,11 +11,11 @@ The submodules ``schema``, ``align``, ``heatmaps`` and ``smoothing`` are importa
 
 from __future__ import annotations
 
-from engine.landmarks.base import Detection, DetectorConfig, LandmarkDetector
+from engine.landmarks.base import BackendUnavailable, Detection, DetectorConfig, LandmarkDetector
 
 BACKENDS = ("mediapipe", "dlib", "face-alignment")
 
-__all__ = ["BACKENDS", "Detection", "DetectorConfig", "LandmarkDetector", "create_detector"]
+__all__ = ["BACKENDS", "BackendUnavailable", "Detection", "DetectorConfig", "LandmarkDetector", "create_detector"]
 
 
 def create_detector(
@@ -33,10 +33,14 @@ def create_detector(
     video_mode: consecutive calls are frames of one video: track and keep following the same face.
     max_faces:  faces considered per frame. Default: 3 for images (the largest face is returned) and 1 in video
                 mode, where mediapipe's own tracker then follows one face and skips its face detector on most
-                frames (about 5x faster: ~4 ms instead of ~20 ms per 512² frame here); that face is the one
+                frames (faster: 3.6 vs 5.7 ms per 512² frame at best here, 4 vs 20 ms median on a busy CPU;
+                see docs/RESULTS.md); that face is the one
                 mediapipe's detector finds first (usually the most prominent). With ``max_faces > 1`` in video
                 mode, the largest face is taken first and then the one nearest the previous box is kept.
-    kw:         backend-specific options (dlib: ``predictor_path``; face-alignment: ``device``).
+    kw:         backend-specific options (dlib: ``predictor_path``, ``upsample``; face-alignment: ``device``,
+                ``allow_download``).
+    Raises ValueError for an unknown backend and ``BackendUnavailable`` (a RuntimeError whose message says what to
+    install or where to put files) when an optional backend cannot run.
     """
     config = DetectorConfig(
         video_mode=video_mode,
