@@ -368,6 +368,7 @@ class Animator:
                 raise ValueError(f"source image must be RGB uint8 [H, W, 3], got {source.dtype} {source.shape}")
             from engine.inversion import invert
 
+            invert_kwargs.setdefault("basis", self.directions)  # the bank: the landmark fit's subspace
             res = invert(g, source, steps=steps, progress=progress, cancel=cancel, **invert_kwargs)
             self.inversion = res
             ws = res.ws.to(self.device)

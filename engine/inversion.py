@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class InversionConfig:
     """Settings of ``invert`` (defaults chosen by measurement on FaceWorld renders)."""
 
-    lr: float = 0.05  # Adam learning rate (cosine decay to 5 % over the run, 5 % warm-up)
+    lr: float = 0.02  # Adam learning rate (cosine decay to 5 % over the run, 5 % warm-up)
     scales: tuple[int, ...] = (1, 2, 4, 8, 16)  # average-pooling factors of the pixel pyramid
     scale_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)  # weight of each pyramid level
     w_reg: float = 1e-3  # pull toward w̄
@@ -63,13 +63,14 @@ class InversionConfig:
     lm_action_layers: int = 8  # layers the landmark subspace acts on
     lm_gn_iters: int = 4  # Gauss-Newton (Levenberg-Marquardt) iterations of the landmark fit before the pixels
     lm_fd_step: float = 0.5  # finite-difference step along each basis direction (in units of the direction)
-    lm_weight: float = 300.0  # weight of the linearised landmark term during the pixel optimisation
+    lm_weight: float = 100.0  # weight of the linearised landmark term during the pixel optimisation
     appearance_first: float = 0.3  # fraction of the steps that optimise only the layers >= lm_action_layers first
 
 
 @dataclass
 class InversionResult:
-    """What ``invert`` returns. ``ws`` [1, num_ws, w_dim]; ``image`` uint8 [H, W, 3] = G(ws) (or G'(ws))."""
+    """What ``invert`` returns. ``ws`` [1, num_ws, w_dim]; ``image`` uint8 [H, W, 3] = G(ws) (or G'(ws));
+    ``losses``: the pixel-pyramid loss per step (reported to ``progress`` too)."""
 
     ws: torch.Tensor
     image: np.ndarray
@@ -194,8 +195,8 @@ def invert(
             for group in opt.param_groups:
                 group["lr"] = lr
             img = generator.synthesis(ws, noise_mode="const")
-            loss = pyramid_loss(img, target, cfg.scales, cfg.scale_weights)
-            loss = loss + cfg.w_reg * (ws - w_avg).pow(2).mean()
+            pix = pyramid_loss(img, target, cfg.scales, cfg.scale_weights)
+            loss = pix + cfg.w_reg * (ws - w_avg).pow(2).mean()
             loss = loss + cfg.layer_reg * (ws - ws.mean(1, keepdim=True)).pow(2).mean()
             if proxy is not None and proxy.ready:
                 loss = loss + cfg.lm_weight * proxy.loss(ws)
@@ -204,7 +205,7 @@ def invert(
             if step <= n_app:  # first: colour/texture layers only, keeping the landmark fit of the action layers
                 ws.grad[:, : cfg.lm_action_layers] = 0
             opt.step()
-            lv = float(loss.detach())
+            lv = float(pix.detach())  # the data term (the landmark term's anchor moves, so it is left out)
             losses.append(lv)
             if progress is not None:
                 progress(step, steps, lv)

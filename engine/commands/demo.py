@@ -10,7 +10,7 @@ import click
 
 @click.command("demo")
 @click.option("--out", type=click.Path(dir_okay=False), default="out/demo.mp4", show_default=True,
-              help="Output mp4 (source | driver | output side by side).")
+              help="Output mp4 (driver | output side by side).")
 @click.option("--bundle", "bundle_path", type=click.Path(), default=None, help="Bundle folder (default: embedded).")
 @click.option("--mode", type=click.Choice(["relative", "absolute"]), default="relative", show_default=True)
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")

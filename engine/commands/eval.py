@@ -15,6 +15,9 @@ over the 478 points, see ``engine.metrics``):
   frame) drives the bundled source in relative mode (reference = frame 0). Ground truth per frame:
   G(ws_src + ws_t − ws_0). ``jitter``: temporal jitter of the output landmarks (``engine.metrics.jitter``),
   ``jitter_ground_truth`` the same for the ground-truth frames.
+* **inversion** (``--inversion N``) — N held-out renders inverted with ``engine.inversion.invert`` (the bundle's
+  bank as the landmark subspace): mean/max absolute error of the pose and expression parameters, appearance
+  error, and the landmark NME of the inverted rendering vs the target.
 * **real** (``--real CLIP``) — a real driving video in relative mode: ``nme_to_target`` compares the output's
   landmarks with the target landmarks the Animator asked for, ``nme_no_motion`` the source's with them;
   ``mouth_corr`` correlates driver and output mouth opening; jitter of output and driver.
@@ -47,6 +50,8 @@ def evaluate(
     seed: int = 0,
     sequence: bool = True,
     sequence_frames: int | None = None,
+    inversion: int = 0,
+    inversion_steps: int = 300,
     real: list[str] | tuple[str, ...] = (),
     device: str = "cpu",
     show_progress: bool = True,
@@ -113,7 +118,7 @@ def evaluate(
         else:
             sd["skipped"] += 1
         # cross-identity (relative mode with the driver's neutral frame as reference)
-        if None in (kp_s, kp_b, kp_bt, kp_gt):
+        if any(p is None for p in (kp_s, kp_b, kp_bt, kp_gt)):
             ci["skipped"] += 1
             continue
         anim.config.mode = "relative"
@@ -143,6 +148,8 @@ def evaluate(
 
     if sequence:
         results["sequence"] = _sequence(anim, detect_ws, detect_img, show_progress, sequence_frames)
+    if inversion:
+        results["inversion"] = _inversion(anim, inversion, inversion_steps, seed, detect_img, show_progress)
     for clip in real:
         results.setdefault("real", {})[Path(clip).name] = _real_clip(anim, clip, detect_img, show_progress)
     det.close()
@@ -211,6 +218,49 @@ def _sequence(
     }
 
 
+def _inversion(anim: Any, n: int, steps: int, seed: int, detect_img: Any, show_progress: bool) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from engine.generators import to_uint8
+    from engine.inversion import invert
+    from engine.metrics import appearance_error, nme, param_errors
+
+    g = anim.generator
+    gen = torch.Generator().manual_seed(HELD_OUT_SEED + 7 + seed)
+    z = torch.randn(n, g.z_dim, generator=gen)
+    with torch.no_grad():
+        ws_all = g.mapping(z.to(anim.device), None, truncation_psi=EVAL_PSI).float()
+    per, app, nmes, secs = [], [], [], []
+    for i in tqdm(range(n), desc="eval inversion", disable=not show_progress):
+        ws = ws_all[i : i + 1]
+        with torch.no_grad():
+            img = to_uint8(g.synthesis(ws, noise_mode="const"))[0]
+        res = invert(g, img, steps=steps, basis=anim.directions)
+        per.append(param_errors(g, res.ws, ws, g.ACTION_PARAMS))
+        app.append(appearance_error(g, res.ws, ws))
+        p_t, p_o = detect_img(img), detect_img(res.image)
+        if p_t is not None and p_o is not None:
+            nmes.append(nme(p_o, p_t))
+        secs.append(res.seconds)
+    names = list(per[0])
+    mean_per = {k: float(np.mean([p[k] for p in per])) for k in names}
+    return {
+        "n": n,
+        "steps": steps,
+        "action_error_mean": float(np.mean([np.mean(list(p.values())) for p in per])),
+        "pose_error_mean": float(np.mean([np.mean([p[k] for k in ("yaw", "pitch", "roll")]) for p in per])),
+        "action_error_max": float(max(max(p.values()) for p in per)),
+        "action_error_per_param": mean_per,
+        "params_within_0.05": float(np.mean([[v <= 0.05 for v in p.values()] for p in per])),
+        "appearance_error": float(np.mean(app)),
+        "landmark_nme": float(np.mean(nmes)) if nmes else None,
+        "landmark_nme_max": float(np.max(nmes)) if nmes else None,
+        "seconds_per_image": float(np.mean(secs)),
+    }
+
+
 def _real_clip(anim: Any, clip: str, detect_img: Any, show_progress: bool) -> dict[str, Any]:
     import numpy as np
     from tqdm import tqdm
@@ -268,6 +318,8 @@ def _real_clip(anim: Any, clip: str, detect_img: Any, show_progress: bool) -> di
 @click.option("--seed", type=int, default=0, show_default=True, help="Selects the held-out identities/actions.")
 @click.option("--no-sequence", is_flag=True, help="Skip the bundled driving clip.")
 @click.option("--sequence-frames", type=int, default=None, help="Use only the first N frames of the clip.")
+@click.option("--inversion", type=int, default=0, show_default=True, help="Also invert N held-out renders.")
+@click.option("--inversion-steps", type=int, default=300, show_default=True)
 @click.option("--real", multiple=True, type=click.Path(), help="Also drive with a real clip (relative mode).")
 @click.option("--device", default="cpu", show_default=True)
 def command(
@@ -277,6 +329,8 @@ def command(
     seed: int,
     no_sequence: bool,
     sequence_frames: int | None,
+    inversion: int,
+    inversion_steps: int,
     real: tuple[str, ...],
     device: str,
 ) -> None:
@@ -287,6 +341,7 @@ def command(
       d2a eval --json out/eval.json
       d2a eval --bundle runs/b1 --json b1.json --pairs 100
       d2a eval --json real.json --pairs 10 --real ../shared/data/driving/d0.mp4
+      d2a eval --json inv.json --pairs 1 --no-sequence --inversion 5
     """
     from engine.media import MediaError
 
@@ -294,8 +349,8 @@ def command(
         raise click.BadParameter("--pairs must be >= 1")
     try:
         res = evaluate(
-            bundle_path, pairs, seed=seed, sequence=not no_sequence, sequence_frames=sequence_frames, real=real,
-            device=device,
+            bundle_path, pairs, seed=seed, sequence=not no_sequence, sequence_frames=sequence_frames,
+            inversion=inversion, inversion_steps=inversion_steps, real=real, device=device,
         )
     except (MediaError, ValueError) as e:
         raise click.ClickException(str(e)) from e

@@ -13,6 +13,9 @@ import click
 @click.option("--steps", type=int, default=300, show_default=True, help="Optimisation steps.")
 @click.option("--no-landmarks", is_flag=True, help="Skip the landmark checks (selection / early stop).")
 @click.option("--pivotal-tuning", is_flag=True, help="Also fine-tune a generator copy around the code (PTI).")
+@click.option("--bundle", "bundle_path", type=click.Path(), default=None,
+              help="Use this bundle's direction bank as the landmark-fit subspace (default: principal axes of w).")
+@click.option("--candidates", type=int, default=64, show_default=True, help="Random start codes to choose from.")
 @click.option("--preview", type=click.Path(dir_okay=False), default=None, help="Also save the rendering (png).")
 @click.option("--device", default="cpu", show_default=True)
 def command(
@@ -22,6 +25,8 @@ def command(
     steps: int,
     no_landmarks: bool,
     pivotal_tuning: bool,
+    bundle_path: str | None,
+    candidates: int,
     preview: str | None,
     device: str,
 ) -> None:
@@ -34,6 +39,7 @@ def command(
     Examples:
       d2a invert --image portrait.png --out ws.safetensors
       d2a invert --generator ffhq256.d2a.safetensors --image me.jpg --out me_ws.safetensors --steps 500
+      d2a invert --image portrait.png --out ws.safetensors --bundle resources/models/faceworld
     """
     from pathlib import Path
 
@@ -41,12 +47,17 @@ def command(
     from tqdm import tqdm
 
     from engine.generators import load_generator
-    from engine.inversion import invert
+    from engine.inversion import InversionConfig, invert
     from engine.media import MediaError, load_image, save_image
 
     try:
         img = load_image(image)
         g = load_generator(generator_ref, device=device)
+        basis = None
+        if bundle_path is not None:
+            from engine.bundle import load_bundle
+
+            basis = load_bundle(bundle_path).directions
     except (MediaError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     bar = tqdm(total=steps, desc="invert", unit="step")
@@ -55,7 +66,10 @@ def command(
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}")
 
-    res = invert(g, img, steps=steps, landmarks=not no_landmarks, progress=progress, pivotal_tuning=pivotal_tuning)
+    res = invert(
+        g, img, steps=steps, landmarks=not no_landmarks, progress=progress, pivotal_tuning=pivotal_tuning,
+        config=InversionConfig(init_candidates=candidates), basis=basis,
+    )
     bar.close()
     meta = {
         "generator": str(generator_ref),
