@@ -43,6 +43,7 @@ VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm);;All files (*)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp);;All files (*)"
 GALLERY_SEEDS = tuple(range(12))
 FINETUNE_STEPS = 300
+ENGINE_KEYS = ("mode", "smoothing", "pose_gain", "expr_gain", "regions")  # controls that are AnimatorConfig fields
 
 
 class MainWindow(QMainWindow):
@@ -77,6 +78,9 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._wire_inference()
         self.controls.set_values(settings.controls())
+        values = self.controls.values()  # the controls (restored settings) are the truth: push them to the engine
+        self.session.inference.update_config(**{k: values[k] for k in ENGINE_KEYS})
+        self._set_overlay(values["overlay"])
         geometry = settings.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -126,20 +130,23 @@ class MainWindow(QMainWindow):
         c.camera_toggled.connect(self.set_camera_running)
         c.browse_requested.connect(self.browse_video)
         c.calibrate_requested.connect(self.calibrate)
-        c.auto_calibrate_requested.connect(self.session.inference.auto_calibrate)
+        # The inference worker lives in its own (busy) thread: never connect signals to its methods directly
+        # (Qt would queue them to that thread's event loop, which never runs); call them from here instead.
+        inf = self.session.inference
+        c.auto_calibrate_requested.connect(lambda: inf.auto_calibrate())
         c.config_changed.connect(lambda changes: self.session.inference.update_config(**changes))
         c.overlay_toggled.connect(self._set_overlay)
         c.record_toggled.connect(self._on_record_toggled)
         c.virtualcam_toggled.connect(self.set_virtualcam)
         c.finetune_requested.connect(self.start_finetune)
         c.finetune_cancel.connect(lambda: self.session.stop_task("finetune"))
-        self.sliders.slider_changed.connect(self.session.inference.set_slider)
-        self.sliders.reset_requested.connect(self.session.inference.reset_sliders)
+        self.sliders.slider_changed.connect(lambda i, v: inf.set_slider(i, v))
+        self.sliders.reset_requested.connect(lambda: inf.reset_sliders())
         sp = self.source_panel
         sp.open_requested.connect(self.open_portrait)
         sp.image_chosen.connect(self.load_portrait)
         sp.seed_chosen.connect(self.load_seed)
-        sp.cancel_requested.connect(self.session.inference.cancel_job)
+        sp.cancel_requested.connect(lambda: inf.cancel_job())
 
     def _build_actions(self) -> None:
         def action(menu: Any, text: str, keys: list[str], slot: Any, checkable: bool = False) -> QAction:
@@ -160,7 +167,7 @@ class MainWindow(QMainWindow):
         live = mb.addMenu("&Live")
         action(live, "Start / stop", ["Ctrl+Space"], self.controls.start_button.toggle)
         action(live, "Calibrate neutral", ["C", "Space"], self.calibrate)
-        action(live, "Auto-calibrate", ["A"], self.session.inference.auto_calibrate)
+        action(live, "Auto-calibrate", ["A"], lambda: self.session.inference.auto_calibrate())
         action(live, "Record start/stop", ["R"], self.controls.record_button.toggle)
         action(live, "Virtual camera on/off", ["V"], self.controls.virtualcam.toggle)
         action(live, "Landmark overlay", ["L"], self.controls.overlay.toggle)
@@ -237,16 +244,28 @@ class MainWindow(QMainWindow):
     def _set_initial_source(self, source: int | str | None) -> None:
         if isinstance(source, str) and not source.isdigit():
             self.load_portrait(source)
-            return
-        if source is None:
-            from engine.resources import samples_dir
+        elif source is not None:
+            self.load_seed(int(source))
+        else:
+            self.load_sample()
 
-            for name in ("source.png", "source.jpg"):
-                if (samples_dir() / name).is_file():
-                    self.load_portrait(str(samples_dir() / name))
-                    return
-            source = 0
-        self.load_seed(int(source))
+    def load_sample(self) -> None:
+        """The bundled sample portrait: its shipped W+ code (no inversion), else the image, else seed 0."""
+        from engine.resources import samples_dir
+
+        samples = samples_dir()
+        ws_file, image = samples / "source_ws.safetensors", samples / "source.png"
+        if ws_file.is_file():
+            from safetensors.torch import load_file
+
+            ws = load_file(str(ws_file))["ws"]
+            self._pending_key = finetune_cache.source_key(ws.numpy())
+            self.source_panel.set_busy("loading", 0.0)
+            self.session.inference.set_source(ws, f"sample portrait ({image.name})")
+        elif image.is_file():
+            self.load_portrait(str(image))
+        else:
+            self.load_seed(0)
 
     def load_seed(self, seed: int) -> None:
         """Animate the generator identity of ``seed``."""

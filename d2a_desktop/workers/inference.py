@@ -147,14 +147,16 @@ class InferenceWorker(Worker):
             def progress(*args: Any) -> None:
                 self.job_progress.emit(name, _fraction(args))
 
+            previous = anim.source_ws
             try:
                 anim.set_source(source, progress=progress, cancel=self._cancel)
-            except Exception as exc:  # a failed/cancelled inversion keeps the previous source
-                cancelled = self._cancel.is_set() and not self.stopping
-                self.job_done.emit(name, False, "cancelled" if cancelled else f"{type(exc).__name__}: {exc}")
-                return
-            if self._cancel.is_set() and not self.stopping:
-                self.job_done.emit(name, False, "cancelled")
+                failure = "cancelled" if self._cancel.is_set() else None
+            except Exception as exc:  # reported; the previous source stays
+                failure = "cancelled" if self._cancel.is_set() else f"{type(exc).__name__}: {exc}"
+            if failure is not None:
+                if previous is not None and not self.stopping and anim.source_ws is not previous:
+                    anim.set_source(previous)  # a cancelled inversion returns a partial code: drop it
+                self.job_done.emit(name, False, failure)
                 return
             self.source_ready.emit(anim.source_image, label)
             self.job_done.emit(name, True, label)

@@ -18,8 +18,6 @@ from d2a_desktop.config import InferenceConfig
 from d2a_desktop.main_window import MainWindow
 from d2a_desktop.settings import AppSettings, open_settings
 
-SEED = 3
-
 
 @dataclass
 class Live:
@@ -36,8 +34,9 @@ def _python_threads() -> int:
 def live(qapp, default_bundle_dir, tmp_path_factory) -> Live:
     settings_path = tmp_path_factory.mktemp("settings") / "d2a.ini"
     baseline = _python_threads()
-    window = MainWindow(AppSettings(open_settings(str(settings_path))), InferenceConfig(smoothing=0.0),
-                        initial_source=SEED, gallery=False)
+    window = MainWindow(AppSettings(open_settings(str(settings_path))), InferenceConfig(),
+                        initial_source=None, gallery=False)
+    window.controls.smoothing.setValue(0)  # no One-Euro state: a re-render of the same face is identical
     window.show()
     yield Live(window, settings_path, baseline)
     if window.isVisible():
@@ -69,6 +68,7 @@ def test_starts_on_the_default_bundle_sample(qtbot, live: Live) -> None:
     assert len(w.sliders.sliders) == len(w.info["directions"])
     qtbot.waitUntil(lambda: w.live.has_frame(), timeout=10_000)
     assert w.source_panel.preview.has_frame()
+    assert "sample portrait" in w.source_panel.label.text()
 
 
 def test_frames_flow_and_the_output_follows_the_driver(qtbot, live: Live, clips) -> None:
@@ -108,6 +108,29 @@ def test_calibrate_neutral_changes_the_output(qtbot, live: Live) -> None:
     assert _diff(after.output, source) < _diff(before.output, source)
 
 
+def test_direction_sliders_and_reset_reach_the_engine(qtbot, live: Live) -> None:
+    w = live.window
+    _wait_idle(qtbot, w)
+    before, _ = w.session.results.get()
+    first = min(w.sliders.sliders)
+    w.sliders.sliders[first].setValue(250)  # the widget's signal, as a user drag would send it
+    _wait_idle(qtbot, w)
+    moved, _ = w.session.results.get()
+    assert _diff(moved.output, before.output) > 0.1
+    assert w.session.inference._anim.sliders[first] == 2.5
+    w.sliders.reset()
+    _wait_idle(qtbot, w)
+    back, _ = w.session.results.get()
+    assert not any(w.session.inference._anim.sliders.values())
+    assert np.array_equal(back.output, before.output)
+
+
+def test_auto_calibrate_uses_recent_frames(qtbot, live: Live) -> None:
+    w = live.window
+    w.controls.auto_button.click()
+    qtbot.waitUntil(lambda: "auto-calibrated from" in w.status_text(), timeout=30_000)
+
+
 def test_recording_has_the_expected_frame_count(qtbot, live: Live, clips, tmp_path) -> None:
     w = live.window
     out = tmp_path / "session.mp4"
@@ -134,6 +157,23 @@ def test_no_face_shows_the_status_and_keeps_the_last_good_output(qtbot, live: Li
     r, _ = w.session.results.get()
     assert not r.found and r.driver is not None
     assert np.array_equal(r.output, last_good.output)
+
+
+def test_portrait_inversion_shows_progress_and_cancel_keeps_the_source(qtbot, live: Live) -> None:
+    from engine.resources import samples_dir
+
+    w = live.window
+    before = w.session.inference._anim.source_image.copy()
+    w.controls.start_button.setChecked(False)
+    w.load_portrait(str(samples_dir() / "source.png"))
+    progress = w.source_panel.progress
+    qtbot.waitUntil(lambda: not progress.isHidden() and progress.value() > 0, timeout=90_000)
+    assert not w.source_panel.open_button.isEnabled()  # one source job at a time
+    w.source_panel.cancel_button.click()
+    qtbot.waitUntil(lambda: "inversion cancelled" in w.status_text(), timeout=60_000)
+    assert progress.isHidden() and w.source_panel.open_button.isEnabled()
+    _wait_idle(qtbot, w)
+    assert np.array_equal(w.session.inference._anim.source_image, before)
 
 
 def test_missing_camera_device_is_reported(qtbot, live: Live) -> None:
