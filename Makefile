@@ -16,10 +16,17 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[$(EXTRA),dev]"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRA)]"
+	touch $@
+
+# Test tools plus the optional offline dlib backend (68-point landmarks, identity embedding), so its tests run.
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[$(EXTRA),dev,dlib]"
 	touch $@
 
 setup: $(VENV)/.installed
+
+setup-dev: $(VENV)/.installed-dev
 
 demo: setup
 	$(BIN)/python -m d2a_desktop.launch
@@ -27,7 +34,7 @@ demo: setup
 app: setup
 	$(BIN)/d2a-desktop
 
-lint: setup
+lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
