@@ -45,7 +45,16 @@ def main() -> None:
     from engine.generators.faceworld import FaceWorld
 
     torch.set_num_threads(args.threads)
+    ref = torch.randn(1 << 20)
+
+    def reference() -> None:
+        for _ in range(10):
+            ref.mul(1.0001)
+
+    # the load on the shared CPU: an idle 2-core machine does one 1M-element multiply in ~0.3-0.5 ms
+    load = _per_image_ms(reference, 10, args.repeats)
     print(f"FaceWorld synthesis, ms per image (batch {args.batch}, {args.threads} threads): median (min)")
+    print(f"machine load reference: one 1M-element float multiply = {load} ms")
     cols = ["resolution", "torch eager"] + (["onnxruntime"] if args.onnx else []) + (
         ["torch.compile"] if args.compile else [])
     print("| " + " | ".join(cols) + " |")
