@@ -15,8 +15,9 @@ import click
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Output folder.")
 @click.option("--fp16", is_flag=True,
               help="Mark the models for fp16 TensorRT engines (manifest); the ONNX files stay fp32 (see docs).")
-@click.option("--exporter", default="dynamo", show_default=True, type=click.Choice(["dynamo", "torchscript"]),
-              help="First exporter to try (the other is tried, loudly, if it fails).")
+@click.option("--exporter", default="torchscript", show_default=True,
+              type=click.Choice(["torchscript", "dynamo"]),
+              help="First exporter to try (the other is tried, loudly, if it fails to export or to validate).")
 @click.option("--no-fast", is_flag=True, help="StyleGAN2: skip the FastSynthesis (CPU) model.")
 def command(bundle: Path | None, generator_ref: str | None, out: Path, fp16: bool, exporter: str,
             no_fast: bool) -> None:

@@ -31,7 +31,8 @@ EXPORTERS = ("dynamo", "torchscript")
 class ExportConfig:
     """Options of one ONNX export."""
 
-    exporter: str = "dynamo"  # "dynamo" (torch.export based) | "torchscript" (fails on StyleGAN2 synthesis)
+    exporter: str = "torchscript"  # "torchscript" (fast) | "dynamo" (torch.export); if the first fails to export
+    #                                or to validate (e.g. a batch baked in), the other is tried, loudly
     opset: int = 18  # ONNX opset
     validate: bool = True  # compare ONNX Runtime with torch on random inputs
     batch_sizes: tuple[int, ...] = (1, 3)  # validation batches, all through the same session (dynamic batch)
@@ -211,17 +212,47 @@ def export_synthesis(
     out = Path(out)
     module = synthesis_module(generator, path)
     example = random_ws(generator, 2, seed=cfg.seed + 1)
-    report = export_onnx(module, example, out, input_name="ws", output_name="img", config=cfg)
+    inputs = [random_ws(generator, b, seed=cfg.seed + 10 + b) for b in cfg.batch_sizes]
+
+    def ref(ws: torch.Tensor) -> torch.Tensor:  # the generator's own synthesis, as configured (fp32)
+        return generator.eval().synthesis(ws, noise_mode="const")
+
+    report = _export_validated(module, example, out, "ws", "img", cfg, ref, inputs, 2.0)
     report.update(kind="synthesis", path_variant=path, num_ws=int(generator.num_ws), w_dim=int(generator.w_dim),
                   img_resolution=int(generator.img_resolution))
     if cfg.validate:
-        inputs = [random_ws(generator, b, seed=cfg.seed + 10 + b) for b in cfg.batch_sizes]
-        def ref(ws: torch.Tensor) -> torch.Tensor:  # the generator's own synthesis, as configured (fp32)
-            return generator.eval().synthesis(ws, noise_mode="const")
-
-        report["validation"] = validate_onnx(ref, out, inputs, peak_to_peak=2.0)
         report["validation"]["reference"] = "generator.synthesis(ws, noise_mode='const') in torch fp32"
         _write_json(out.with_suffix(".validation.json"), report)
+    return report
+
+
+def _export_validated(
+    module: nn.Module,
+    example: torch.Tensor,
+    out: Path,
+    input_name: str,
+    output_name: str,
+    cfg: ExportConfig,
+    reference: Any,
+    inputs: list[torch.Tensor],
+    peak_to_peak: float,
+) -> dict[str, Any]:
+    """Export with ``cfg.exporter``; when its model does not run every validation batch (a baked-in batch size),
+    warn and export again with the other exporter."""
+    report = export_onnx(module, example, out, input_name=input_name, output_name=output_name, config=cfg)
+    if not cfg.validate:
+        return report
+    try:
+        report["validation"] = validate_onnx(reference, out, inputs, peak_to_peak=peak_to_peak)
+        return report
+    except Exception as exc:  # onnxruntime's errors are untyped (InvalidArgument, Fail, ...)
+        first = report["exporter"]
+        other = next(e for e in EXPORTERS if e != first)
+        warnings.warn(f"{out.name}: the {first} export fails validation ({exc}); trying {other}", stacklevel=3)
+    cfg2 = ExportConfig(exporter=other, opset=cfg.opset, validate=True, batch_sizes=cfg.batch_sizes, seed=cfg.seed)
+    report = export_onnx(module, example, out, input_name=input_name, output_name=output_name, config=cfg2)
+    report["failed_exporters"] = [*report.get("failed_exporters", []), f"{first}: failed validation"]
+    report["validation"] = validate_onnx(reference, out, inputs, peak_to_peak=peak_to_peak)
     return report
 
 
@@ -243,10 +274,9 @@ def export_fan(fan: nn.Module, out: str | Path, *, config: ExportConfig | None =
     module = _FanModule(fan)
     gen = torch.Generator().manual_seed(cfg.seed)
     example = torch.rand(2, *shape, generator=gen)
-    report = export_onnx(module, example, out, input_name="heatmaps", output_name="dw", config=cfg)
+    inputs = [torch.rand(b, *shape, generator=gen) for b in cfg.batch_sizes]
+    report = _export_validated(module, example, out, "heatmaps", "dw", cfg, module, inputs, 0)
     report.update(kind="fan", input_shape=list(shape))
     if cfg.validate:
-        inputs = [torch.rand(b, *shape, generator=gen) for b in cfg.batch_sizes]
-        report["validation"] = validate_onnx(module, out, inputs, peak_to_peak=0)
         _write_json(out.with_suffix(".validation.json"), report)
     return report

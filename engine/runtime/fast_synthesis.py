@@ -249,7 +249,11 @@ class _FastConv(nn.Module):
             self.mode = "up-" + mode
             if mode == "transpose":
                 self.register_buffer("w", weight.transpose(0, 1).contiguous())  # [I, O, 3, 3]
-                self.register_buffer("f", layer.resample_filter.detach().float())
+                f = layer.resample_filter.detach().float()
+                if f.shape[-1] != 4:
+                    raise ValueError("up_mode='transpose' expects a 4-tap resample filter")
+                fir = (f * 4.0).flip([0, 1])[None, None].repeat(weight.shape[0], 1, 1, 1)
+                self.register_buffer("fir", fir.contiguous())  # [O, 1, 4, 4] depthwise, true convolution
             else:
                 k = phase_kernels_up(weight, layer.resample_filter.detach().float())
                 if mode == "phase-winograd":
@@ -271,9 +275,7 @@ class _FastConv(nn.Module):
             y = untile_phases(winograd_conv3x3(x, self.u, self.bb, self.aa))
         else:  # up-transpose: the reference formulation
             y = F.conv_transpose2d(x, self.w, stride=2)
-            c = y.shape[1]
-            kern = (self.f * 4.0).flip([0, 1])[None, None].repeat(c, 1, 1, 1)
-            y = F.conv2d(y, kern, padding=1, groups=c)
+            y = F.conv2d(y, self.fir, padding=1, groups=self.fir.shape[0])
         y = torch.addcmul(self.nb, y, d[:, :, None, None])
         y = F.leaky_relu(y, 0.2)
         if self.clamp is not None:

@@ -25,7 +25,7 @@ def test_export_stylegan2_reference_dynamic_batch(tmp_path) -> None:
     and match the generator's own (grouped) synthesis."""
     g = build_stylegan2("tiny64", seed=2)
     rep = export_synthesis(g, tmp_path / "synthesis.onnx", config=ExportConfig(batch_sizes=(1, 3)))
-    assert rep["exporter"] in ("dynamo", "torchscript")
+    assert rep["exporter"] == "torchscript" and not rep["failed_exporters"]
     assert isinstance(_batch_dim(tmp_path / "synthesis.onnx"), str)
     v = rep["validation"]
     assert [r["batch"] for r in v["runs"]] == [1, 3]
@@ -45,6 +45,7 @@ def test_export_fan(tmp_path) -> None:
     for p in fan.parameters():
         torch.nn.init.normal_(p, std=0.1)  # the head starts at zero: make the output non-trivial
     rep = export_fan(fan, tmp_path / "fan.onnx", config=ExportConfig(batch_sizes=(1, 3)))
+    assert rep["exporter"] == "torchscript"
     v = rep["validation"]
     assert rep["input_shape"] == [40, 32, 32]
     assert v["max_abs"] < 1e-4 and v["psnr"] > 60
