@@ -278,7 +278,7 @@ class MainWindow(QMainWindow):
         from engine.media import load_image
 
         try:
-            image = load_image(path)
+            image = np.array(load_image(path))  # a writable copy (the loader may return a read-only view)
         except (OSError, ValueError) as exc:
             self.set_status(f"cannot open portrait: {exc}")
             return
@@ -444,8 +444,11 @@ class MainWindow(QMainWindow):
         self.set_status(f"virtual camera on: {device}")
 
     # -- fine-tuning -----------------------------------------------------------------------------------------------
-    def start_finetune(self, steps: int = FINETUNE_STEPS) -> None:
-        """Fine-tune the FAN on the current source in the background; the result is cached per source."""
+    def start_finetune(self, steps: int = FINETUNE_STEPS, **options: Any) -> None:
+        """Fine-tune the FAN on the current source in the background; the result is cached per source.
+
+        ``options`` go to ``engine.distill.finetune.finetune`` (e.g. ``config=FinetuneConfig(...)``).
+        """
         inf = self.session.inference
         ws = inf._anim.source_ws if inf._anim is not None else None
         base, key = self._base_bundle, self._source_key
@@ -458,7 +461,7 @@ class MainWindow(QMainWindow):
         def run(progress: Any, cancel: Any) -> Any:
             from engine.distill.finetune import finetune
 
-            tuned = finetune(base, ws, steps=steps, progress=progress, cancel=cancel)
+            tuned = finetune(base, ws, steps=steps, progress=progress, cancel=cancel, **options)
             if cancel.is_set():
                 return None
             tuned.generator_ref = base.resolved_generator_ref()

@@ -73,12 +73,23 @@ class InferenceWorker(Worker):
         self.seen = 0  # counter of the last driver frame taken from the slot
         self.bundle: Any = None
         self._anim: Any = None  # the Animator; created, used and replaced only in this thread
+        self._count_lock = threading.Lock()
+        self._posted = 0  # commands posted
+        self._done = 0  # commands finished (including the re-render that shows their effect)
 
     # -- API for other threads ---------------------------------------------------------------------------------------
     def post(self, name: str, command: Command) -> None:
         """Run ``command(animator)`` in the inference thread before the next frame (thread-safe)."""
+        with self._count_lock:
+            self._posted += 1
         self._commands.put((name, command))
         self.frames.wake()
+
+    def is_idle(self) -> bool:
+        """True when every posted command has run (and re-rendered) and the newest driver frame is processed."""
+        with self._count_lock:
+            settled = self._done == self._posted
+        return settled and self.idle and self.seen == self.frames.counter
 
     def set_recorder(self, recorder: Any) -> None:
         """Send every produced output to ``recorder.offer(frame, t)`` (None: stop sending)."""
@@ -218,13 +229,16 @@ class InferenceWorker(Worker):
     def work(self) -> None:
         detector = self._build()
         try:
-            self._drain()
+            ran = self._drain()
             if self._anim.source_ws is not None:
                 self._render(None, None, {})
+            self._finished(ran)
             seen = self.frames.counter
             while not self.stopping:
-                if self._drain() and self._anim.source_ws is not None:
+                ran = self._drain()
+                if ran and self._anim.source_ws is not None:
                     self._render(None, self._last_points, {})
+                self._finished(ran)
                 self.idle = True
                 item = self.frames.wait_newer(seen, self.config.idle_poll_s)
                 if item is None or self.stopping:
@@ -247,21 +261,25 @@ class InferenceWorker(Worker):
             if self._anim is not None:
                 self._anim.close()
 
-    def _drain(self) -> bool:
-        """Run pending commands; True if any ran (the output may have changed)."""
-        ran = False
+    def _finished(self, n: int) -> None:
+        with self._count_lock:
+            self._done += n
+
+    def _drain(self) -> int:
+        """Run pending commands; returns how many ran (non-zero: the output may have changed)."""
+        ran = 0
         while True:
             try:
                 name, command = self._commands.get_nowait()
             except queue.Empty:
                 return ran
+            ran += 1
             if self.stopping:
                 continue
             try:
                 command(self._anim)
             except Exception as exc:  # a bad command (e.g. invalid setting) is reported, the loop goes on
                 self.message.emit(f"{name} failed: {exc}")
-            ran = True
 
     def _note_face(self, points: np.ndarray | None) -> None:
         found = points is not None
