@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="portrait image to animate (inverted at start) or a FaceWorld seed number")
     p.add_argument("--bundle", help="model bundle folder (default: the embedded FaceWorld bundle)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="generator runtime (default: torch; onnxruntime exports the generator once into the cache)")
     p.add_argument("--frames", type=int, default=0, help="scripted: process N driver frames, then exit")
     p.add_argument("--screenshot", help="scripted: save a screenshot of the main window (PNG) at the end")
     p.add_argument("--record", help="scripted: record the output to this mp4 while processing the frames")
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         source = int(args.source) if args.source.isdigit() else args.source
     window = MainWindow(
         AppSettings(open_settings(args.settings)),
-        InferenceConfig(bundle=args.bundle, device=args.device),
+        InferenceConfig(bundle=args.bundle, device=args.device, backend=args.backend),
         initial_source=source,
         gallery=not args.no_gallery,
     )

@@ -37,6 +37,7 @@ class InferenceConfig:
     bundle: str | None = None  # bundle folder; None -> the embedded default (resources/models/faceworld)
     device: str = "cpu"  # torch device the Animator runs on
     detector: str = "mediapipe"  # landmark backend (engine.landmarks.create_detector name)
+    backend: str = "torch"  # generator runtime: "torch" (the Animator's default) | "onnxruntime" (engine.runtime)
     mode: str = "relative"  # "relative" (motion vs the calibrated neutral) or "absolute"
     pose_gain: float = 1.0  # scale of head-pose motion
     expr_gain: float = 1.0  # scale of expression motion

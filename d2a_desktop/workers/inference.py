@@ -180,7 +180,8 @@ class InferenceWorker(Worker):
         def run(anim: Any) -> None:
             from engine.animate import Animator
 
-            new = Animator(bundle, device=self.config.device, generator=anim.generator, config=anim.config)
+            new = Animator(bundle, device=self.config.device, generator=anim.generator, config=anim.config,
+                           backend=anim.backend)
             if anim.source_ws is not None:
                 new.set_source(anim.source_ws)
             if anim.reference_points is not None:
@@ -194,13 +195,26 @@ class InferenceWorker(Worker):
         self.post("bundle", run)
 
     # -- the thread --------------------------------------------------------------------------------------------------
+    def _make_animator(self) -> Any:
+        """The Animator on the configured runtime (the torch default, or a backend from ``engine.runtime``)."""
+        from engine.animate import Animator
+
+        if self.config.backend == "torch":
+            return Animator(bundle=self.config.bundle, device=self.config.device)
+        from engine.bundle import load_bundle
+        from engine.runtime import RuntimeConfig, create_backend
+
+        bundle = load_bundle(self.config.bundle)
+        generator = bundle.generator(self.config.device)
+        backend = create_backend(RuntimeConfig(backend=self.config.backend), generator)
+        return Animator(bundle, device=self.config.device, generator=generator, backend=backend)
+
     def _build(self) -> Any:
         import torch
 
-        from engine.animate import Animator
         from engine.landmarks import create_detector
 
-        anim = Animator(bundle=self.config.bundle, device=self.config.device)
+        anim = self._make_animator()
         self._anim = anim
         self.update_config(
             mode=self.config.mode,
@@ -218,7 +232,7 @@ class InferenceWorker(Worker):
             "directions": list(anim.bundle.directions_info),
             "fan": type(anim.fan).__name__,
             "device": self.config.device,
-            "backend": type(anim.backend).__name__,
+            "backend": str(getattr(anim.backend, "name", None) or type(anim.backend).__name__),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "detector": self.config.detector,
