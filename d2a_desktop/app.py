@@ -68,6 +68,9 @@ class ScriptedRun(QObject):
             self._recording = True
         if inf.processed >= self.frames and (self._recording or not self.record):
             self._finish(0)
+        elif w.session.inference_ended:
+            print(f"d2a-desktop: the inference thread stopped ({w.last_error or w.status_text()})", file=sys.stderr)
+            self._finish(3)
         elif time.monotonic() > self.deadline:
             print(f"d2a-desktop: timed out after {inf.processed}/{self.frames} frames "
                   f"(status: {w.status_text()})", file=sys.stderr)

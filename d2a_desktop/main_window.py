@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self.last_result: Any = None
         self._perf_t = 0.0
         self._seen = 0
+        self.last_error = ""  # the model/inference error that stopped the live pipeline, if any
         self._source_key: str | None = None
         self._pending_key: str | None = None
         self._base_bundle: Any = None
@@ -179,7 +180,7 @@ class MainWindow(QMainWindow):
         inf = self.session.inference
         inf.ready.connect(self._on_ready)
         inf.message.connect(self.set_status)
-        inf.errored.connect(lambda msg: self.set_status(f"error: {msg}"))
+        inf.errored.connect(self._on_inference_error)
         inf.face_changed.connect(lambda found: self.set_status("tracking" if found else "no face"))
         inf.source_ready.connect(self._on_source_ready)
         inf.job_progress.connect(lambda name, frac: self.source_panel.set_busy(name, frac))
@@ -199,6 +200,12 @@ class MainWindow(QMainWindow):
     def status_text(self) -> str:
         """The current status line."""
         return self.status_label.text()
+
+    def _on_inference_error(self, message: str) -> None:
+        self.last_error = message
+        self.set_status(f"error: {message}")
+        self.live.placeholder = f"the model could not run:\n{message}"
+        self.live.update()
 
     # -- the GUI timer: newest result -> screen, virtual camera ----------------------------------------------------
     def pull_result(self) -> None:

@@ -37,6 +37,11 @@ class LiveSession:
         """Start the inference thread (it builds the Animator and the detector there)."""
         self._inference_thread.start()
 
+    @property
+    def inference_ended(self) -> bool:
+        """True once the inference thread has ended (e.g. the model failed to load, or after shutdown)."""
+        return self._inference_thread.thread.isFinished()
+
     # -- capture ------------------------------------------------------------------------------------------------------
     def start_capture(self, config: CaptureConfig, connect: Connect | None = None) -> CaptureWorker:
         """(Re)start the capture thread on ``config.source``."""

@@ -74,6 +74,7 @@ class InferenceWorker(Worker):
         self.bundle: Any = None
         self._anim: Any = None  # the Animator; created, used and replaced only in this thread
         self._count_lock = threading.Lock()
+        self._last_error = ""
         self._posted = 0  # commands posted
         self._done = 0  # commands finished (including the re-render that shows their effect)
 
@@ -264,16 +265,27 @@ class InferenceWorker(Worker):
                 seen = self.seen = counter
                 if self._anim.source_ws is None:
                     continue
-                t0 = time.perf_counter()
-                det = detector.detect(frame.image)
-                t_det = (time.perf_counter() - t0) * 1000.0
-                points = np.asarray(det.points, dtype=np.float32) if det.found else None
-                self._note_face(points)
-                self._render(frame.image, points, {"detect": t_det}, frame.t)
+                try:
+                    self._process(detector, frame)
+                except Exception as exc:  # one bad frame must not end the session: report it, go on
+                    text = f"frame failed: {type(exc).__name__}: {exc}"
+                    if text != self._last_error:
+                        self._last_error = text
+                        self.message.emit(text)
         finally:
             detector.close()
             if self._anim is not None:
                 self._anim.close()
+
+    def _process(self, detector: Any, frame: CapturedFrame) -> None:
+        """Detect landmarks on one driver frame and render the output."""
+        t0 = time.perf_counter()
+        det = detector.detect(frame.image)
+        t_det = (time.perf_counter() - t0) * 1000.0
+        points = np.asarray(det.points, dtype=np.float32) if det.found else None
+        self._note_face(points)
+        self._render(frame.image, points, {"detect": t_det}, frame.t)
+        self._last_error = ""
 
     def _finished(self, n: int) -> None:
         with self._count_lock:

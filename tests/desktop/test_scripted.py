@@ -38,3 +38,11 @@ def test_scripted_session_writes_screenshot_and_recording(qapp, default_bundle_d
 def test_bad_arguments_exit_with_a_message(capsys) -> None:
     assert main(["--frames", "3"]) == 2
     assert "--frames needs --camera" in capsys.readouterr().err
+
+
+def test_a_broken_bundle_is_reported_not_hung(qapp, clips, tmp_path, capsys) -> None:
+    code = main(["--bundle", str(tmp_path / "no-such-bundle"), "--camera", str(clips["plain"]), "--frames", "2",
+                 "--settings", str(tmp_path / "s.ini"), "--no-gallery", "--timeout", "120"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "inference thread stopped" in err and "no-such-bundle" in err
