@@ -63,7 +63,7 @@ class InversionConfig:
     lm_action_layers: int = 8  # layers the landmark subspace acts on
     lm_gn_iters: int = 4  # Gauss-Newton (Levenberg-Marquardt) iterations of the landmark fit before the pixels
     lm_fd_step: float = 0.5  # finite-difference step along each basis direction (in units of the direction)
-    lm_weight: float = 100.0  # weight of the linearised landmark term during the pixel optimisation
+    lm_weight: float = 300.0  # weight of the linearised landmark term during the pixel optimisation
     appearance_first: float = 0.3  # fraction of the steps that optimise only the layers >= lm_action_layers first
 
 

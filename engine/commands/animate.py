@@ -31,6 +31,18 @@ def driving_frames(path: str | Path) -> tuple[Iterator[Any], float, int]:
     return gen(), float(reader.fps or 25.0), int(reader.frame_count or 0)
 
 
+def probe_driving(path: str | Path) -> None:
+    """Fail fast (MediaError) on a missing/unreadable driving input, before any model is loaded."""
+    from engine.media import IMAGE_EXTENSIONS, MediaError, VideoReader
+
+    p = Path(path)
+    if p.is_dir():
+        if not any(f.suffix.lower() in IMAGE_EXTENSIONS for f in p.iterdir()):
+            raise MediaError(f"{p}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+        return
+    VideoReader(p).close()
+
+
 def parse_source(text: str) -> Any:
     """``seed:N`` -> int N; anything else -> an RGB image loaded from that path."""
     if text.lower().startswith("seed:"):
@@ -190,6 +202,7 @@ def command(
     from engine.media import MediaError
 
     try:
+        probe_driving(driving)
         src = parse_source(source)
         cfg = AnimatorConfig(mode=mode, smoothing=smoothing, interpolate=interpolate)
         anim = Animator(bundle_path, device=device, config=cfg)

@@ -15,9 +15,10 @@ over the 478 points, see ``engine.metrics``):
   frame) drives the bundled source in relative mode (reference = frame 0). Ground truth per frame:
   G(ws_src + ws_t − ws_0). ``jitter``: temporal jitter of the output landmarks (``engine.metrics.jitter``),
   ``jitter_ground_truth`` the same for the ground-truth frames.
-* **inversion** (``--inversion N``) — N held-out renders inverted with ``engine.inversion.invert`` (the bundle's
-  bank as the landmark subspace): mean/max absolute error of the pose and expression parameters, appearance
-  error, and the landmark NME of the inverted rendering vs the target.
+* **inversion** (``--inversion N``) — N held-out renders inverted with ``engine.inversion.invert``
+  (landmark subspace: principal axes of w, or the bank with ``--inversion-basis bank``): mean/max absolute
+  error of the pose and expression parameters, appearance error, and the landmark NME of the inverted
+  rendering vs the target.
 * **real** (``--real CLIP``) — a real driving video in relative mode: ``nme_to_target`` compares the output's
   landmarks with the target landmarks the Animator asked for, ``nme_no_motion`` the source's with them;
   ``mouth_corr`` correlates driver and output mouth opening; jitter of output and driver.
@@ -52,6 +53,7 @@ def evaluate(
     sequence_frames: int | None = None,
     inversion: int = 0,
     inversion_steps: int = 300,
+    inversion_basis: str = "pca",
     real: list[str] | tuple[str, ...] = (),
     device: str = "cpu",
     show_progress: bool = True,
@@ -149,7 +151,9 @@ def evaluate(
     if sequence:
         results["sequence"] = _sequence(anim, detect_ws, detect_img, show_progress, sequence_frames)
     if inversion:
-        results["inversion"] = _inversion(anim, inversion, inversion_steps, seed, detect_img, show_progress)
+        results["inversion"] = _inversion(
+            anim, inversion, inversion_steps, seed, detect_img, show_progress, inversion_basis
+        )
     for clip in real:
         results.setdefault("real", {})[Path(clip).name] = _real_clip(anim, clip, detect_img, show_progress)
     det.close()
@@ -218,7 +222,9 @@ def _sequence(
     }
 
 
-def _inversion(anim: Any, n: int, steps: int, seed: int, detect_img: Any, show_progress: bool) -> dict[str, Any]:
+def _inversion(
+    anim: Any, n: int, steps: int, seed: int, detect_img: Any, show_progress: bool, basis: str = "pca"
+) -> dict[str, Any]:
     import numpy as np
     import torch
     from tqdm import tqdm
@@ -237,7 +243,7 @@ def _inversion(anim: Any, n: int, steps: int, seed: int, detect_img: Any, show_p
         ws = ws_all[i : i + 1]
         with torch.no_grad():
             img = to_uint8(g.synthesis(ws, noise_mode="const"))[0]
-        res = invert(g, img, steps=steps, basis=anim.directions)
+        res = invert(g, img, steps=steps, basis=anim.directions if basis == "bank" else None)
         per.append(param_errors(g, res.ws, ws, g.ACTION_PARAMS))
         app.append(appearance_error(g, res.ws, ws))
         p_t, p_o = detect_img(img), detect_img(res.image)
@@ -249,6 +255,7 @@ def _inversion(anim: Any, n: int, steps: int, seed: int, detect_img: Any, show_p
     return {
         "n": n,
         "steps": steps,
+        "basis": basis,
         "action_error_mean": float(np.mean([np.mean(list(p.values())) for p in per])),
         "pose_error_mean": float(np.mean([np.mean([p[k] for k in ("yaw", "pitch", "roll")]) for p in per])),
         "action_error_max": float(max(max(p.values()) for p in per)),
@@ -320,6 +327,8 @@ def _real_clip(anim: Any, clip: str, detect_img: Any, show_progress: bool) -> di
 @click.option("--sequence-frames", type=int, default=None, help="Use only the first N frames of the clip.")
 @click.option("--inversion", type=int, default=0, show_default=True, help="Also invert N held-out renders.")
 @click.option("--inversion-steps", type=int, default=300, show_default=True)
+@click.option("--inversion-basis", type=click.Choice(["pca", "bank"]), default="pca", show_default=True,
+              help="Landmark-fit subspace of the inversion: principal axes of w, or the bundle's bank.")
 @click.option("--real", multiple=True, type=click.Path(), help="Also drive with a real clip (relative mode).")
 @click.option("--device", default="cpu", show_default=True)
 def command(
@@ -331,6 +340,7 @@ def command(
     sequence_frames: int | None,
     inversion: int,
     inversion_steps: int,
+    inversion_basis: str,
     real: tuple[str, ...],
     device: str,
 ) -> None:
@@ -350,7 +360,8 @@ def command(
     try:
         res = evaluate(
             bundle_path, pairs, seed=seed, sequence=not no_sequence, sequence_frames=sequence_frames,
-            inversion=inversion, inversion_steps=inversion_steps, real=real, device=device,
+            inversion=inversion, inversion_steps=inversion_steps, inversion_basis=inversion_basis, real=real,
+            device=device,
         )
     except (MediaError, ValueError) as e:
         raise click.ClickException(str(e)) from e
