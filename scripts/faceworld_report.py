@@ -24,6 +24,21 @@ import click
 import numpy as np
 
 # landmark index of the mediapipe point that corresponds to an analytic FaceWorld keypoint
+MEASURE_TEXT = {
+    "yaw": "nose tip between the face-contour extremes (234, 454)",
+    "pitch": "nose tip between forehead (10) and chin (152)",
+    "roll": "eye-line angle",
+    "jaw_open": "inner-lip gap (13-14) / iod",
+    "blink_left": "1 - lid gap (386-374) / eye width",
+    "blink_right": "1 - lid gap (159-145) / eye width",
+    "smile": "mouth width (61-291) / iod",
+    "brow_raise": "brow centre (105, 334) above eye centre / iod",
+    "gaze_x": "iris centre vs eye-corner midpoint / eye width",
+    "blink_left_vs_right_measure": "left blink vs the right eye's measure (cross-talk)",
+    "blink_right_vs_left_measure": "right blink vs the left eye's measure (cross-talk)",
+    "blink_left_vs_blink_right_truth": "ground truth: left vs right blink (no landmarks)",
+}
+
 KEYPOINT_TO_MESH = {
     "iris_left": 473,
     "iris_right": 468,
@@ -41,14 +56,15 @@ def _sample_moderate(fw, n: int, seed: int, max_yaw: float, psi: float):
     import torch
 
     gen = torch.Generator().manual_seed(seed)
-    kept = []
-    total = 0
+    all_ws, masks = [], []
     with torch.no_grad():
-        while sum(len(k) for k in kept) < n:
+        while sum(int(m.sum()) for m in masks) < n:
             ws = fw.mapping(torch.randn(256, fw.z_dim, generator=gen), truncation_psi=psi)
-            total += len(ws)
-            kept.append(ws[fw.decode(ws)["yaw"].abs() <= max_yaw])
-    return torch.cat(kept)[:n], total
+            all_ws.append(ws)
+            masks.append(fw.decode(ws)["yaw"].abs() <= max_yaw)
+    mask = torch.cat(masks)
+    drawn = int(torch.nonzero(mask)[n - 1]) + 1  # draws needed to keep n samples
+    return torch.cat(all_ws)[mask][:n], drawn
 
 
 def _detect_all(fw, det, params: dict, features: bool = True, batch: int = 16):
@@ -83,6 +99,7 @@ def _correlations(params: dict, pts: list) -> dict[str, float]:
     gl, gr = params["blink_left"].numpy()[idx], params["blink_right"].numpy()[idx]
     out["blink_left_vs_right_measure"] = pearson(gl, np.array([x["blink_right"] for x in meas]))
     out["blink_right_vs_left_measure"] = pearson(gr, np.array([x["blink_left"] for x in meas]))
+    out["blink_left_vs_blink_right_truth"] = pearson(gl, gr)
     return out
 
 
@@ -167,7 +184,7 @@ def main(n: int, resolution: int, seed: int, max_yaw: float, psi: float, json_pa
     print("| parameter | landmark measure | Pearson r | without painted features |")
     print("|---|---|---|---|")
     for m in c:
-        print(f"| {m} | | {c[m]:+.3f} | {nc[m]:+.3f} |")
+        print(f"| {m} | {MEASURE_TEXT[m]} | {c[m]:+.3f} | {nc[m]:+.3f} |")
     a = res["appearance_layers"]
     print(f"appearance layers 8..13 swapped: mean |pixel change| {a['mean_abs_pixel_change_0_255']:.1f}/255, "
           f"landmarks move {a['landmark_move_over_iod_mean']:.2%} of iod (p95 {a['landmark_move_over_iod_p95']:.2%}), "

@@ -90,16 +90,16 @@ def geometry(p: Params) -> dict[str, Tensor]:
     g["eye_h"] = 0.074 * (1 + 0.12 * p["eye_size"])
     g["brow_y"] = g["eye_y"] + 0.15 + 0.075 * p["brow_raise"] - 0.02 * p["frown"]
     g["brow_w"] = g["eye_w"] * 1.3
-    g["brow_t"] = 0.034 * (1 + 0.25 * p["brow_thickness"])
+    g["brow_t"] = 0.04 * (1 + 0.25 * p["brow_thickness"])
     g["brow_arch"] = 0.035 * (1 + 0.4 * p["brow_arch"]) + 0.02 * p["brow_raise"]
     g["mouth_y"] = -0.43 - 0.02 * p["chin_length"] + 0.02 * p["smile"]
-    g["mouth_w"] = 0.20 * (1 + 0.07 * p["mouth_width"]) * (1 + 0.42 * p["smile"] - 0.30 * p["pucker"])
+    g["mouth_w"] = 0.215 * (1 + 0.07 * p["mouth_width"]) * (1 + 0.42 * p["smile"] - 0.30 * p["pucker"])
     g["smile_curve"] = 0.075 * p["smile"] - 0.02 * p["frown"]
     g["gap_up"] = 0.004 + 0.03 * jaw
     g["gap_dn"] = 0.004 + 0.19 * jaw
     lip = 1 + 0.25 * p["lip_thickness"] + 0.3 * p["pucker"]
-    g["lip_up"] = 0.035 * lip
-    g["lip_dn"] = 0.045 * lip
+    g["lip_up"] = 0.042 * lip
+    g["lip_dn"] = 0.055 * lip
     return g
 
 
@@ -222,7 +222,7 @@ def colours(p: Params) -> dict[str, Tensor]:
     c["brow"] = c["hair"] * 0.45 + 0.03
     c["iris"] = _lerp(_col(0.36, 0.20, 0.09), _col(0.22, 0.45, 0.62), p["eye_color"][:, None])
     lips = _lerp(_col(0.80, 0.45, 0.45), _col(0.66, 0.16, 0.22), p["lip_color"][:, None])
-    c["lips"] = 0.55 * lips + 0.45 * c["skin"] * _col(0.85, 0.55, 0.55)
+    c["lips"] = 0.7 * lips + 0.3 * c["skin"] * _col(0.85, 0.55, 0.55)
     two_pi = 2 * math.pi
     phase = _col(0.0, 1.0 / 3.0, 2.0 / 3.0)
     bg = 0.5 + 0.22 * torch.cos(two_pi * (p["background"][:, None] + phase))
@@ -431,7 +431,7 @@ def render(p: Params, gx: Tensor, gy: Tensor, features: bool = True, resolution:
         face_gate = gate * (1 - is_nose)
         alb = alb * (1 - smp[:, 3:4] * face_gate[:, None]) + smp[:, :3] * face_gate[:, None]
         nose_dark = smp[:, 4] * is_nose * _sig((qz - _b(g["nose_c"][:, 2])) * k)
-        alb = alb * (1 - 0.65 * nose_dark.clamp(max=1.0))[:, None]
+        alb = alb * (1 - 0.45 * nose_dark.clamp(max=1.0))[:, None]
     head = alb * shade((nx, ny, nz))[:, None]
     spec = (nx * _b(light_loc[:, 0]) + ny * _b(light_loc[:, 1]) + nz * _b(light_loc[:, 2])).clamp(min=0)
     spec = spec * spec
