@@ -34,11 +34,13 @@ def _parse_ks(text: str) -> tuple[int, ...]:
 @click.option("--detect-size", default=0, show_default=True,
               help="Downsample renders to this side before detection (0 = native; for large checkpoints).")
 @click.option("--max-directions", default=48, show_default=True)
+@click.option("--effect-samples", default=4, show_default=True,
+              help="Sources rendered per candidate direction to measure its landmark effect (pruning).")
 @click.option("--keep-images", is_flag=True, help="Also keep the rendered images in the sample shards.")
 @click.option("--batch", default=64, show_default=True, help="Samples per shard.")
 @click.option("--device", default="cpu", show_default=True)
 def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: str, ks: str, action_layers: int,
-            resolution: int, detect_size: int, max_directions: int, keep_images: bool, batch: int,
+            resolution: int, detect_size: int, max_directions: int, effect_samples: int, keep_images: bool, batch: int,
             device: str) -> None:
     """CluDistiller: discover latent directions by k-means over generated faces' landmarks.
 
@@ -65,6 +67,7 @@ def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: 
         ks=_parse_ks(ks),
         action_layers=action_layers,
         max_directions=max_directions,
+        effect_samples=effect_samples,
         seed=seed,
     )
     try:

@@ -77,7 +77,8 @@ def command(generator_ref: str, directions_path: str, out_dir: str, steps: int, 
     )
     # The bundle renders at the generator's default resolution; only training renders at --resolution.
     try:
-        bundle = train(gen, generator_ref, dirs, infos, out_dir, cfg, generator_kwargs={})
+        bundle = train(gen, generator_ref, dirs, infos, out_dir, cfg, generator_kwargs={},
+                       train_generator_kwargs=kwargs)
     except (RuntimeError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     if bundle is not None:

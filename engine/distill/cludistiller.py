@@ -42,7 +42,7 @@ class CluDistillerConfig:
     min_cluster: int = 20  # clusters smaller than this are ignored
     dup_cosine: float = 0.9  # |cos| above this -> near-duplicate, the one with the smaller effect is dropped
     min_effect: float = 0.02  # prune directions whose mean landmark displacement < this (x inter-ocular)
-    effect_samples: int = 8  # sources used to measure the landmark effect of a direction
+    effect_samples: int = 4  # sources used to measure the landmark effect of a direction
     max_directions: int = 48  # keep at most this many (largest effect first)
     orthogonalise_pose: int = 3  # project the top-N pose axes out of expression directions (0 = off)
     seed: int = 0

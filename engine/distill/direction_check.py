@@ -36,7 +36,7 @@ class CheckConfig:
     sources: int = 64  # random sources the directions are applied to
     stats_samples: int = 4000  # samples for the natural std of each parameter
     max_identity_ratio: float = 0.10
-    min_amount: float = 0.75  # natural stds
+    min_amount: float = 1.0  # natural stds (about a quarter of the ±2σ range)
     seed: int = 1234
 
 

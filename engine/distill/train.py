@@ -387,7 +387,7 @@ def fit(
         last = {"step": step, "lr": lr, "loss": float(loss.detach())}
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{last['loss']:.3f}")
             if run_dir is not None and dist.main:
                 _append_csv(run_dir / "metrics.csv", {**last, "time_s": round(time.time() - t0, 2)})
         if callable(progress):
@@ -430,6 +430,7 @@ def train(
     generator_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    train_generator_kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """The AugDistiller end to end in ``run_dir`` (resumes from its checkpoint). Returns the Bundle (rank 0)."""
     from engine.bundle import Bundle
@@ -490,6 +491,7 @@ def train(
             "train_config": asdict(cfg),
             "last_validation": {k: v for k, v in last.items() if k.startswith("val_")},
             "world_size": dist.world,
+            "train_generator_kwargs": train_generator_kwargs or {},
         },
     )
     bundle.save(run / "bundle")
@@ -512,6 +514,7 @@ class FinetuneConfig:
     batch: int = 32
     val_pairs: int = 64
     inversion_steps: int = 200
+    faceworld_resolution: int = 128  # render size of the pairs when the bundle's meta does not say (FaceWorld)
     seed: int = 0
 
 
@@ -533,13 +536,25 @@ def finetune_bundle(
     fc = config or FinetuneConfig()
     if bundle.fan is None:
         raise ValueError("the bundle has no trained FAN to fine-tune")
-    gen = generator if generator is not None else bundle.generator("cpu")
     report = progress or (lambda *_: None)
+    if generator is None:
+        from engine.generators import load_generator
+
+        # Pairs are rendered at the training resolution (FaceWorld: 128 px), like the bundle's own training.
+        kw = dict(bundle.generator_kwargs)
+        if "train_generator_kwargs" in bundle.meta:
+            kw.update(bundle.meta["train_generator_kwargs"])
+        elif bundle.resolved_generator_ref().lower() == "faceworld":
+            kw["resolution"] = fc.faceworld_resolution
+        generator = load_generator(bundle.resolved_generator_ref(), device="cpu", **kw)
+    gen = generator
     if isinstance(source, np.ndarray):
         from engine.inversion import invert
 
         report(0, steps, {"stage": "inverting"})
-        res = invert(gen, source, steps=fc.inversion_steps, cancel=cancel)
+        res = invert(bundle.generator("cpu"), source, steps=fc.inversion_steps, cancel=cancel,
+                     progress=lambda s, t, loss: report(0, steps, {"stage": "inverting", "step": s, "of": t,
+                                                                    "loss": float(loss)}))
         ws_hat = res.ws.detach().float().cpu()
     else:
         ws_hat = torch.as_tensor(source).detach().float().cpu()
