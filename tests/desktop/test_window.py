@@ -93,8 +93,8 @@ def test_frames_flow_and_the_output_follows_the_driver(qtbot, live: Live, clips)
     assert w.live.driver.has_frame()
     assert "fps" in w.fps_label.text() and "generator" in w.latency_label.text()
     # the driver moves (head turn + mouth) and so must the output: it leaves the source and varies over time
-    assert max(_diff(o, source) for o in outputs) > 0.1
-    assert max(_diff(o, outputs[0]) for o in outputs[1:]) > 0.1
+    assert max(_diff(o, source) for o in outputs) > 1.0
+    assert max(_diff(o, outputs[0]) for o in outputs[1:]) > 1.0
 
 
 def test_calibrate_neutral_changes_the_output(qtbot, live: Live) -> None:
@@ -107,7 +107,7 @@ def test_calibrate_neutral_changes_the_output(qtbot, live: Live) -> None:
     _wait_idle(qtbot, w)
     after, _ = w.session.results.get()
     source = w.session.inference._anim.source_image
-    assert _diff(after.output, before.output) > 0.1
+    assert _diff(after.output, before.output) > 0.5
     assert _diff(after.output, source) < _diff(before.output, source)
 
 
@@ -133,7 +133,7 @@ def test_direction_sliders_and_reset_reach_the_engine(qtbot, live: Live) -> None
     w.sliders.sliders[first].setValue(250)  # the widget's signal, as a user drag would send it
     _wait_idle(qtbot, w)
     moved, _ = w.session.results.get()
-    assert _diff(moved.output, before.output) > 0.1
+    assert _diff(moved.output, before.output) > 1.0
     assert w.session.inference._anim.sliders[first] == 2.5
     w.sliders.reset()
     _wait_idle(qtbot, w)
@@ -153,7 +153,7 @@ def test_finetune_runs_in_the_background_and_is_kept_per_source(qtbot, live: Liv
     w.start_finetune(steps=2, config=FinetuneConfig(sources=3, targets_per_source=12, batch=32, val_pairs=8))
     assert not w.controls.finetune_progress.isHidden()
     qtbot.waitUntil(lambda: "fine-tuned" in label.text(), timeout=120_000)
-    assert w.controls.finetune_progress.isHidden()
+    qtbot.waitUntil(w.controls.finetune_progress.isHidden, timeout=10_000)  # the task's finished signal
     folder = finetune_cache.cache_dir(w._base_bundle, w._source_key)
     assert (folder / "bundle.json").is_file() and (folder / "fan.safetensors").is_file()
     qtbot.waitUntil(lambda: w.session.inference.bundle is not w._base_bundle, timeout=30_000)
