@@ -49,6 +49,7 @@ class RuntimeConfig:
     cache_dir: str | None = None  # ORT/TensorRT engine + timing caches; None = user_cache_dir()/tensorrt
     warmup_runs: int = 2  # calls on load (first-call allocations, TensorRT engine build)
     io_binding: bool = True  # ORT on CUDA: bind input/output buffers (no per-call allocation)
+    spin: bool = False  # ORT: let idle pool threads spin (lower latency alone, but starves the other live stages)
     device_id: int = 0  # CUDA device
     extra: dict[str, Any] = field(default_factory=dict)  # FastSynthesisConfig fields for path="fast"
 

@@ -125,6 +125,31 @@ def synthesis_flops(generator: nn.Module) -> float | None:
     return 2.0 * macs
 
 
+def make_timing_bundle(path: str | Path, resolution: int = 256, num_directions: int = 16, seed: int = 0) -> Path:
+    """A FaceWorld bundle with a random direction bank and an untrained (random) FAN, for timing only.
+
+    Every stage of the live pipeline costs the same as with a trained bundle (same shapes and layers); the
+    animation is meaningless. Used by tests and when the embedded default bundle is not built yet.
+    """
+    from engine.bundle import Bundle
+    from engine.distill.fan import FAN, FANConfig
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        dirs = torch.randn(num_directions, 14, 512) * 0.02
+        dirs[:, 8:] = 0
+        cfg = FANConfig(num_ws=14, w_dim=512, output="coeffs", num_directions=num_directions)
+        fan = FAN(cfg, bank=dirs)
+        for p in fan.parameters():
+            torch.nn.init.normal_(p, std=0.01)
+    info = [{"region": "mouth" if i % 2 else "eyes", "group": "pose" if i < 3 else "expression", "k": 2,
+             "origin": [0, i], "norm": 1.0} for i in range(num_directions)]
+    bundle = Bundle("faceworld", {"resolution": int(resolution)}, dirs, info, fan=fan,
+                    fan_config=fan.config.to_dict(), landmark_points=np.asarray(fan.config.points),
+                    meta={"note": "timing bundle: random bank and untrained FAN (engine.runtime.bench)"})
+    return bundle.save(path)
+
+
 # ------------------------------------------------------------------------------------------------ machine
 
 

@@ -39,7 +39,7 @@ UP_MODES = ("phase", "phase-winograd", "transpose")
 class FastSynthesisConfig:
     """How each layer is computed (all choices are exact up to float rounding)."""
 
-    winograd_min_res: int = 16  # 3x3 convs at this output resolution and above use Winograd F(4,3); 0 = never
+    winograd_min_res: int = 32  # 3x3 convs at this output resolution and above use Winograd F(4,3); 0 = never
     winograd_max_res: int = 64  # ... and at most this resolution (large, thin layers are faster as direct convs)
     up_mode: str = "transpose"  # up-convs: "transpose" (+ FIR), "phase" (4 phase convs + pixel shuffle; 4x the
     #                             multiply-adds), "phase-winograd" (phase kernels through Winograd F(4,3))

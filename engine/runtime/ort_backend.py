@@ -84,6 +84,9 @@ class OrtBackend(Backend):
         opts.intra_op_num_threads = config.threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if not config.spin:  # spinning pool threads would steal the cores from landmarks and the FAN in between
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(model), sess_options=opts, providers=[(p, _provider_options(p, config, cache)) for p in use]
