@@ -81,19 +81,19 @@ class ScriptedRun(QObject):
 
         self._timer.stop()
         w = self.window
+        w.pull_result()
+        if self.screenshot:  # taken while still live (and recording), as a user would see the window
+            QApplication.processEvents()
+            Path(self.screenshot).parent.mkdir(parents=True, exist_ok=True)
+            if w.grab().save(self.screenshot):
+                print(f"screenshot {self.screenshot}")
+            else:
+                print(f"d2a-desktop: could not write {self.screenshot}", file=sys.stderr)
+                code = code or 4
         if self._recording:
             counts = w.stop_recording()
             if counts:
                 print(f"recorded {self.record}: produced {counts[0]}, written {counts[1]}, dropped {counts[2]}")
-        w.pull_result()
-        if self.screenshot:
-            QApplication.processEvents()
-            Path(self.screenshot).parent.mkdir(parents=True, exist_ok=True)
-            if not w.grab().save(self.screenshot):
-                print(f"d2a-desktop: could not write {self.screenshot}", file=sys.stderr)
-                code = code or 4
-            else:
-                print(f"screenshot {self.screenshot}")
         print(f"processed {w.session.inference.processed} frames ({w.session.inference.dropped} dropped); "
               f"{w.fps_label.text()}; {w.latency_label.text()}")
         self.exit_code = code
