@@ -44,8 +44,9 @@ def test_export_fan(tmp_path) -> None:
     fan = FAN(cfg)
     for p in fan.parameters():
         torch.nn.init.normal_(p, std=0.1)  # the head starts at zero: make the output non-trivial
-    rep = export_fan(fan, tmp_path / "fan.onnx", config=ExportConfig(batch_sizes=(1, 3)))
-    assert rep["exporter"] == "torchscript"
+    with pytest.warns(UserWarning, match="adaptive_avg_pool2d"):  # TorchScript cannot: dynamo, loudly
+        rep = export_fan(fan, tmp_path / "fan.onnx", config=ExportConfig(batch_sizes=(1, 3)))
+    assert rep["exporter"] == "dynamo" and rep["failed_exporters"]
     v = rep["validation"]
     assert rep["input_shape"] == [40, 32, 32]
     assert v["max_abs"] < 1e-4 and v["psnr"] > 60
