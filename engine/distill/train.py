@@ -396,7 +396,7 @@ def fit(
             if dist.main:
                 v = validate(fan, val, bank, th, cfg, renderer)
                 last.update(v)
-                history.append({"step": step, "epoch": step / per_epoch, "loss": float(loss), **v})
+                history.append({"step": step, "epoch": step / per_epoch, "loss": last["loss"], **v})
                 if run_dir is not None:
                     (run_dir / "metrics.json").write_text(json.dumps({"validation": history}, indent=1))
             dist.barrier()
