@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from d2a_desktop import finetune_cache
 from d2a_desktop.about import show_about
 from d2a_desktop.config import CaptureConfig, InferenceConfig, RecordingConfig
+from d2a_desktop.finetune_controller import FinetuneController
 from d2a_desktop.session import LiveSession
 from d2a_desktop.settings import AppSettings
 from d2a_desktop.stats import RateMeter, StageMeter
@@ -72,8 +73,6 @@ class MainWindow(QMainWindow):
         self.last_error = ""  # the model/inference error that stopped the live pipeline, if any
         self._source_key: str | None = None
         self._pending_key: str | None = None
-        self._base_bundle: Any = None
-        self._finetuned = False
         self._gallery = gallery
         self._build_ui()
         self._build_actions()
@@ -139,8 +138,8 @@ class MainWindow(QMainWindow):
         c.overlay_toggled.connect(self._set_overlay)
         c.record_toggled.connect(self._on_record_toggled)
         c.virtualcam_toggled.connect(self.set_virtualcam)
-        c.finetune_requested.connect(self.start_finetune)
-        c.finetune_cancel.connect(lambda: self.session.stop_task("finetune"))
+        c.finetune_requested.connect(lambda: self.start_finetune())
+        self.finetuner = FinetuneController(self.session, c, self.set_status)
         self.sliders.slider_changed.connect(lambda i, v: inf.set_slider(i, v))
         self.sliders.reset_requested.connect(lambda: inf.reset_sliders())
         sp = self.source_panel
@@ -242,7 +241,7 @@ class MainWindow(QMainWindow):
     # -- model / sources -------------------------------------------------------------------------------------------
     def _on_ready(self, info: dict) -> None:
         self.info = info
-        self._base_bundle = self.session.inference.bundle
+        self.finetuner.base_bundle = self.session.inference.bundle
         self.sliders.set_directions(info.get("directions", []))
         self.set_status(f"model ready: {info.get('generator', '')}")
         if self._gallery:
@@ -313,34 +312,21 @@ class MainWindow(QMainWindow):
             return
         self._source_key = self._pending_key
         self.set_status(f"source: {message}")
-        self._apply_cached_finetune()
+        self.finetuner.source_changed(self._source_key)
 
     def _render_gallery(self) -> None:
-        def render(progress: Any, cancel: Any) -> list[tuple[int, np.ndarray]]:
-            import cv2
+        from d2a_desktop.gallery import render_thumbnails
 
-            from engine.animate import frames_to_uint8, ws_from_seed
-            from engine.bundle import load_bundle
+        bundle = self.finetuner.base_bundle
 
-            bundle = self._base_bundle or load_bundle(None)
-            g = bundle.generator("cpu")
-            out = []
-            for i, seed in enumerate(GALLERY_SEEDS):
-                if cancel.is_set():
-                    break
-                import torch
-
-                with torch.inference_mode():
-                    img = frames_to_uint8(g.synthesis(ws_from_seed(g, seed), noise_mode="const"))[0]
-                out.append((seed, cv2.resize(img, (96, 96), interpolation=cv2.INTER_AREA)))
-                progress(i + 1, len(GALLERY_SEEDS))
-            return out
+        def run(progress: Any, cancel: Any) -> list[tuple[int, np.ndarray]]:
+            return render_thumbnails(bundle, GALLERY_SEEDS, progress=progress, cancel=cancel)
 
         def connect(worker: Any) -> None:
             worker.result.connect(lambda items: [self.source_panel.add_identity(s, t) for s, t in items])
             worker.errored.connect(lambda msg: self.set_status(f"gallery: {msg}"))
 
-        self.session.run_task("gallery", render, connect)
+        self.session.run_task("gallery", run, connect)
 
     # -- camera ----------------------------------------------------------------------------------------------------
     def set_camera_running(self, on: bool) -> None:
@@ -450,63 +436,13 @@ class MainWindow(QMainWindow):
             return
         self.set_status(f"virtual camera on: {device}")
 
-    # -- fine-tuning -----------------------------------------------------------------------------------------------
+    # -- fine-tuning ---------------------------------------------------------------------------------------------
     def start_finetune(self, steps: int = FINETUNE_STEPS, **options: Any) -> None:
         """Fine-tune the FAN on the current source in the background; the result is cached per source.
 
         ``options`` go to ``engine.distill.finetune.finetune`` (e.g. ``config=FinetuneConfig(...)``).
         """
-        inf = self.session.inference
-        ws = inf._anim.source_ws if inf._anim is not None else None
-        base, key = self._base_bundle, self._source_key
-        if ws is None or base is None or key is None:
-            self.set_status("fine-tune: no source yet")
-            return
-        ws = ws.detach().clone()
-        target = finetune_cache.cache_dir(base, key)
-
-        def run(progress: Any, cancel: Any) -> Any:
-            from engine.distill.finetune import finetune
-
-            tuned = finetune(base, ws, steps=steps, progress=progress, cancel=cancel, **options)
-            if cancel.is_set():
-                return None
-            tuned.generator_ref = base.resolved_generator_ref()
-            tuned.save(target)
-            return tuned
-
-        def connect(worker: Any) -> None:
-            worker.progress.connect(self.controls.set_finetune_busy)
-            worker.result.connect(lambda b: self._use_finetuned(b, key))
-            worker.errored.connect(lambda msg: self.set_status(f"fine-tune failed: {msg}"))
-            worker.message.connect(self.set_status)
-            worker.finished.connect(lambda: self.controls.set_finetune_busy(None))
-
-        self.controls.set_finetune_busy(0.0)
-        self.set_status("fine-tuning the FAN on this source…")
-        self.session.run_task("finetune", run, connect)
-
-    def _use_finetuned(self, bundle: Any, key: str) -> None:
-        if bundle is None or key != self._source_key:
-            return
-        self._finetuned = True
-        self.controls.finetune_label.setText(f"using the FAN fine-tuned on {key}")
-        self.session.inference.set_bundle(bundle, f"FAN fine-tuned on {key}")
-
-    def _apply_cached_finetune(self) -> None:
-        if self._base_bundle is None or self._source_key is None:
-            return
-        try:
-            cached = finetune_cache.load_cached(self._base_bundle, self._source_key)
-        except (OSError, ValueError) as exc:
-            self.set_status(f"ignoring a broken fine-tune cache: {exc}")
-            cached = None
-        if cached is not None:
-            self._use_finetuned(cached, self._source_key)
-        elif self._finetuned:
-            self._finetuned = False
-            self.controls.finetune_label.setText("using the bundle's FAN")
-            self.session.inference.set_bundle(self._base_bundle, "the bundle's FAN")
+        self.finetuner.start(self._source_key, steps, **options)
 
     # -- shutdown --------------------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:

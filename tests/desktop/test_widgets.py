@@ -93,3 +93,15 @@ def test_frame_view_rejects_bad_frames(qtbot) -> None:
     assert view.has_frame() and to_qimage(np.zeros((4, 6, 3), np.uint8)).size().width() == 6
     with pytest.raises(ValueError, match="uint8 RGB"):
         view.set_frame(np.zeros((48, 64), np.float32))
+
+
+def test_gallery_thumbnails_are_the_generator_identities(default_bundle_dir) -> None:
+    from d2a_desktop.gallery import render_thumbnails
+    from engine.bundle import load_bundle
+
+    calls: list[tuple] = []
+    items = render_thumbnails(load_bundle(default_bundle_dir), [1, 2], size=64, progress=lambda *a: calls.append(a))
+    assert [s for s, _ in items] == [1, 2] and calls == [(1, 2), (2, 2)]
+    (_, a), (_, b) = items
+    assert a.shape == b.shape == (64, 64, 3) and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 5  # two different faces

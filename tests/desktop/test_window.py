@@ -154,9 +154,9 @@ def test_finetune_runs_in_the_background_and_is_kept_per_source(qtbot, live: Liv
     assert not w.controls.finetune_progress.isHidden()
     qtbot.waitUntil(lambda: "fine-tuned" in label.text(), timeout=120_000)
     qtbot.waitUntil(w.controls.finetune_progress.isHidden, timeout=10_000)  # the task's finished signal
-    folder = finetune_cache.cache_dir(w._base_bundle, w._source_key)
+    folder = finetune_cache.cache_dir(w.finetuner.base_bundle, w._source_key)
     assert (folder / "bundle.json").is_file() and (folder / "fan.safetensors").is_file()
-    qtbot.waitUntil(lambda: w.session.inference.bundle is not w._base_bundle, timeout=30_000)
+    qtbot.waitUntil(lambda: w.session.inference.bundle is not w.finetuner.base_bundle, timeout=30_000)
     w.load_seed(4)  # another source: back to the bundle's FAN
     qtbot.waitUntil(lambda: "bundle's FAN" in label.text(), timeout=60_000)
     w.load_sample()  # the first source again: its fine-tuned FAN comes from the cache
