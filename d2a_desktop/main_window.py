@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
         f = mb.addMenu("&File")
         action(f, "Open portrait…", ["Ctrl+O"], self.open_portrait)
         action(f, "Use a video as the camera…", ["Ctrl+Shift+O"], self.browse_video)
+        action(f, "Recording folder…", [], self.choose_record_folder)
         f.addSeparator()
         action(f, "Quit", ["Ctrl+Q"], self.close)
         live = mb.addMenu("&Live")
@@ -377,10 +378,20 @@ class MainWindow(QMainWindow):
     # -- recording -------------------------------------------------------------------------------------------------
     def _on_record_toggled(self, on: bool) -> None:
         if on:
-            folder = Path(self.settings.path(AppSettings.RECORD_DIR, str(Path.home() / "Videos")))
-            self.start_recording(folder / time.strftime("d2a-%Y%m%d-%H%M%S.mp4"))
+            self.start_recording(self.record_folder() / time.strftime("d2a-%Y%m%d-%H%M%S.mp4"))
         else:
             self.stop_recording()
+
+    def record_folder(self) -> Path:
+        """Where GUI recordings go (remembered; default ~/Videos)."""
+        return Path(self.settings.path(AppSettings.RECORD_DIR, str(Path.home() / "Videos")))
+
+    def choose_record_folder(self) -> None:
+        """Pick the recording folder."""
+        folder = QFileDialog.getExistingDirectory(self, "Recording folder", str(self.record_folder()))
+        if folder:
+            self.settings.set_path(AppSettings.RECORD_DIR, folder)
+            self.set_status(f"recordings go to {folder}")
 
     def start_recording(self, path: str | Path) -> None:
         """Record the output to ``path`` (H.264 mp4, real frame timestamps)."""

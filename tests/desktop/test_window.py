@@ -185,6 +185,20 @@ def test_recording_has_the_expected_frame_count(qtbot, live: Live, clips, tmp_pa
         assert sum(1 for _ in c.decode(video=0)) == written
 
 
+def test_record_button_writes_into_the_recording_folder(qtbot, live: Live, tmp_path) -> None:
+    w = live.window
+    w.settings.set_path(AppSettings.RECORD_DIR, str(tmp_path))
+    w.controls.record_button.click()
+    assert w.session.recording
+    _wait_processed(qtbot, w, 2)
+    w.controls.record_button.click()
+    assert not w.session.recording and "saved" in w.controls.record_label.text()
+    files = list(tmp_path.glob("d2a-*.mp4"))
+    assert len(files) == 1
+    with av.open(str(files[0])) as c:
+        assert sum(1 for _ in c.decode(video=0)) >= 2
+
+
 def test_no_face_shows_the_status_and_keeps_the_last_good_output(qtbot, live: Live, clips) -> None:
     w = live.window
     w.controls.start_button.setChecked(False)
