@@ -33,7 +33,7 @@ def _parse_ks(text: str) -> tuple[int, ...]:
               help="FaceWorld render size for sampling/detection (ignored for checkpoints).")
 @click.option("--detect-size", default=0, show_default=True,
               help="Downsample renders to this side before detection (0 = native; for large checkpoints).")
-@click.option("--max-directions", default=48, show_default=True)
+@click.option("--max-directions", default=64, show_default=True)
 @click.option("--effect-samples", default=4, show_default=True,
               help="Sources rendered per candidate direction to measure its landmark effect (pruning).")
 @click.option("--keep-images", is_flag=True, help="Also keep the rendered images in the sample shards.")

@@ -43,7 +43,7 @@ class CluDistillerConfig:
     dup_cosine: float = 0.9  # |cos| above this -> near-duplicate, the one with the smaller effect is dropped
     min_effect: float = 0.02  # prune directions whose mean landmark displacement < this (x inter-ocular)
     effect_samples: int = 4  # sources used to measure the landmark effect of a direction
-    max_directions: int = 48  # keep at most this many (largest effect first)
+    max_directions: int = 64  # keep at most this many (regions in turn, largest effect first)
     orthogonalise_pose: int = 3  # project the top-N pose axes out of expression directions (0 = off)
     seed: int = 0
 
@@ -215,8 +215,16 @@ def measure_effects(
 def prune(
     directions: torch.Tensor, infos: list[dict[str, Any]], config: CluDistillerConfig
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """Drop negligible directions, then near-duplicates (|cos| > dup_cosine, keep the larger effect), then cap."""
-    order = sorted(range(len(infos)), key=lambda i: -infos[i]["effect"]["face"])
+    """Drop negligible directions, then near-duplicates (|cos| > dup_cosine, keep the larger effect), then cap.
+
+    Candidates are visited region by region in turn (each region's largest effect first), so the cap keeps every
+    region represented: ranking by raw landmark effect alone would fill the bank with head-pose directions and drop
+    the small but essential eyelid and brow motions (measured: brows kept 3 of 48 slots that way).
+    """
+    regions: dict[str, list[int]] = {}
+    for i in sorted(range(len(infos)), key=lambda i: -infos[i]["effect"]["face"]):
+        regions.setdefault(str(infos[i].get("region")), []).append(i)
+    order = [i for group in itertools.zip_longest(*regions.values()) for i in group if i is not None]
     kept: list[int] = []
     flat = directions.flatten(1)
     unit = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-8)

@@ -146,3 +146,27 @@ def _spread(unit: torch.Tensor, like: torch.Tensor, action_layers: int) -> torch
     out[:, :action_layers] = unit[:, None, :]
     target = like.flatten(1).norm(dim=1).mean()
     return out / out.flatten(1).norm(dim=1)[:, None, None] * target
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m engine.distill.direction_check RUN_DIR/directions.safetensors``: bank vs PCA vs random (JSON)."""
+    import argparse
+    import json
+
+    from engine.distill.cludistiller import load_directions
+    from engine.generators import load_generator
+
+    ap = argparse.ArgumentParser(description="Score a direction bank against FaceWorld's ground truth.")
+    ap.add_argument("directions")
+    a = ap.parse_args(argv)
+    fw = load_generator("faceworld", resolution=64)
+    bank, _ = load_directions(a.directions)
+    out = {}
+    for name, d in (("bank", bank), ("pca", pca_directions(fw, len(bank), bank)),
+                    ("random", random_directions(bank, len(bank)))):
+        out[name] = check_directions(fw, d).summary()
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

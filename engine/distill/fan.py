@@ -94,8 +94,16 @@ def _select(points: np.ndarray | torch.Tensor, idx: list[int]) -> torch.Tensor:
         raise ValueError(f"expected landmarks [N, P, 2], got {tuple(p.shape)}")
     if p.shape[1] == len(idx):
         return p
+    from engine.landmarks import schema
+
+    if p.shape[1] == schema.NUM_FACE_POINTS:  # the 78-point face set (iBUG-68 + irises): map mesh indices into it
+        pos = {int(m): i for i, m in enumerate(schema.FACE)}
+        if all(i in pos for i in idx):
+            return p[:, [pos[i] for i in idx]]
     if p.shape[1] <= max(idx):
-        raise ValueError(f"landmarks have {p.shape[1]} points; expected 478 (full mesh) or {len(idx)} (selected)")
+        raise ValueError(
+            f"landmarks have {p.shape[1]} points; expected 478 (full mesh), 78 (face set) or {len(idx)} (selected)"
+        )
     return p[:, idx]
 
 

@@ -177,3 +177,33 @@ def test_resume_after_kill(fw, tmp_path) -> None:
     assert b.meta["trained_steps"] == killed_at + 5
     steps = [int(r["step"]) for r in csv.DictReader((run / "metrics.csv").open())]
     assert steps[-5:] == list(range(killed_at + 1, killed_at + 6))
+
+
+def test_finetune_api_progress_and_cancel() -> None:
+    """Fine-tuning the default bundle on one source: progress callback, cooperative cancel, a new bundle."""
+    import threading
+
+    from engine.bundle import load_bundle
+    from engine.distill.finetune import finetune
+    from engine.distill.train import FinetuneConfig
+    from engine.generators import load_generator
+
+    base = load_bundle()
+    fw = load_generator("faceworld", resolution=128)
+    src = fw.mapping(torch.randn(1, fw.z_dim, generator=torch.Generator().manual_seed(99)))
+    cancel = threading.Event()
+    seen: list[tuple[int, str]] = []
+
+    def progress(step: int, total: int, metrics: dict) -> None:
+        seen.append((step, metrics.get("stage", "")))
+        if step >= 3:
+            cancel.set()
+
+    cfg = FinetuneConfig(sources=4, targets_per_source=8, val_pairs=16, batch=16)
+    tuned = finetune(base, src, steps=50, progress=progress, cancel=cancel, config=cfg, generator=fw)
+    ft = tuned.meta["finetune"]
+    assert ft["cancelled"] and ft["steps"] == 3
+    assert {"rendering pairs", "training"} <= {s for _, s in seen}
+    assert tuned.fan is not base.fan and tuned.directions.shape == base.directions.shape
+    changed = any(not torch.equal(a, b) for a, b in zip(tuned.fan.parameters(), base.fan.parameters()))
+    assert changed and "finetune" not in base.meta  # the input bundle is untouched
