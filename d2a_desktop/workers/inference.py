@@ -248,7 +248,7 @@ class InferenceWorker(Worker):
             if self._anim.source_ws is not None:
                 self._render(None, None, {})
             self._finished(ran)
-            seen = self.frames.counter
+            seen = self.seen = self.frames.counter  # frames from before the model was ready are skipped
             while not self.stopping:
                 ran = self._drain()
                 if ran and self._anim.source_ws is not None:
@@ -325,7 +325,9 @@ class InferenceWorker(Worker):
         stages: dict[str, float],
         t_capture: float | None = None,
     ) -> None:
-        out, anim_stages = self._anim.step_timed(points, t_capture)
+        # always one clock (monotonic) for the One-Euro filter, also for re-renders after a command
+        t_filter = t_capture if t_capture is not None else time.monotonic()
+        out, anim_stages = self._anim.step_timed(points, t_filter)
         stages_ms = {**stages, **{k: float(v) for k, v in dict(anim_stages).items() if k != "total"}}
         stages_ms["total"] = sum(stages_ms.values())
         if t_capture is not None:
