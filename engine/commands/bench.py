@@ -20,7 +20,8 @@ DEFAULT_BACKENDS = "torch,torch-bf16,torch-fast,ort,ort-fast"
 @click.option("--frames", default=60, show_default=True, type=click.IntRange(1), help="Pipeline frames per backend.")
 @click.option("--runs", default=10, show_default=True, type=click.IntRange(1), help="Timed generator calls.")
 @click.option("--backends", default=DEFAULT_BACKENDS, show_default=True,
-              help="Comma list of torch, torch-bf16, torch-fast, ort, ort-fast (torch always runs: the reference).")
+              help="Comma list of torch, torch-bf16, torch-fast, torch-compile, ort, ort-fast (torch always runs: "
+                   "it is the reference).")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0), help="Threads (0 = all cores).")
 @click.option("--no-pipeline", is_flag=True, help="Time the generator only.")
 @click.option("--json", "json_out", default=None, type=click.Path(path_type=Path), help="Write the results here.")

@@ -30,6 +30,7 @@ BACKEND_SPECS: dict[str, dict[str, Any]] = {
     "torch": {"backend": "torch", "path": "reference"},
     "torch-bf16": {"backend": "torch", "path": "reference", "precision": "bf16"},
     "torch-fast": {"backend": "torch", "path": "fast"},
+    "torch-compile": {"backend": "torch", "path": "reference", "compile": True},
     "ort": {"backend": "onnxruntime", "path": "reference"},
     "ort-fast": {"backend": "onnxruntime", "path": "fast"},
 }

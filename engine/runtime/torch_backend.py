@@ -48,7 +48,9 @@ class TorchBackend(Backend):
     def __call__(self, ws: torch.Tensor) -> torch.Tensor:
         """ws [N, num_ws, w_dim] -> img [N, 3, H, W] float32."""
         self.check_ws(ws)
-        with torch.inference_mode(), self._autocast():
+        # torch.compile guards trip over inference-mode tensors (dispatch-key mismatch): plain no_grad there
+        grad_off = torch.no_grad() if self.config.compile else torch.inference_mode()
+        with grad_off, self._autocast():
             return self.fn(ws.float()).float()
 
 
