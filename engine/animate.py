@@ -16,18 +16,22 @@ One step (see ``step_timed`` for the per-stage timing)::
     dw -> bank coefficients (least squares over the direction bank) -> region masks and pose/expr gains
     ws = ws_source + dw + sliders -> backend(ws) -> uint8 frame
 
-Region masks and gains act on dw through the direction bank (``bundle.directions_info``: each direction has a
-``group`` "pose"/"expression" and a landmark ``region``). The bundle's FAN predicts coefficients over the bank
-(``FANConfig.output="coeffs"``), so dw = c @ D exactly and masking is a per-coefficient weight; for a FAN that
-predicts the full dw, dw is split as ``dw = D c + r`` (least squares over the bank, residual r kept as is). A
-disabled region zeroes the coefficients of its directions (pose directions -> "pose"; expression directions by
-their clustering region -> "eyes", "mouth", "brows"); the pose gain scales the pose-group coefficients and the
-expression gain the expression-group ones. Masking in latent space (rather than freezing landmarks before the FAN)
-works for pose too, which has no clean 2-D landmark mask, and the FAN always sees complete landmark sets (its
-training distribution).
+Pose/expression split, region masks and gains act on the FAN's INPUT landmarks (chosen by measurement: the
+bank's group labels are not clean enough — on the default bundle the "expression" directions carry pose too, so
+zeroing the pose-group coefficients left 29 % of a head turn; see RESULTS.md). For a target set t (source frame):
 
-Disentangled driving (``drive_disentangled``) uses the same split: the pose-group coefficients of the first
-driver plus the expression-group coefficients (and residual) of the second driver — one FAN, masked dw.
+    M      = affine fit source -> t on expression-stable points (eye corners, nose, forehead, temples)
+    t_expr = source, with the eyes+irises / brows / lips points taken from M^-1(t) (head motion removed;
+             the nose and face contour, which carry the head-turn cues, stay at the source)
+    t_mask = t_expr with the points of disabled regions reset to the source as well
+    FAN on the batch [t, t_expr, t_mask]  ->  dw_pose = dw(t) - dw(t_expr),  dw_expr = dw(t_mask)
+    dw     = pose_on * pose_gain * dw_pose + expr_gain * dw_expr
+
+With every region on and both gains 1 this is skipped and dw = dw(t) (one FAN pass). Every FAN output is
+taken relative to FAN(source, source), computed once per source: a FAN is not exactly zero at zero motion (the
+default bundle's gives a 0.23 rad yaw on the sample source), and no motion must reproduce the source.
+Disentangled driving (``drive_disentangled``) uses the same split with two drivers: dw_pose from the pose
+driver's t and t_expr, dw_expr from the expression driver's t_mask — one FAN, masked inputs.
 """
 
 from __future__ import annotations
@@ -246,66 +250,54 @@ class Animator:
         self._filter_strength: float = 0.0
         self._t_auto = 0.0
         self._fan_cfg: Any = None
-        self._build_bank()
+        self._dw0: torch.Tensor | None = None  # FAN(source, source): its zero-motion bias, subtracted
 
-    # ------------------------------------------------------------------------------------------- bank / masks
-    def _build_bank(self) -> None:
-        import torch
+    # ------------------------------------------------------------------------------------------- masks / split
+    def _region_points(self, regions: dict[str, bool]) -> np.ndarray:
+        """Indices (478 layout) of the points whose motion is frozen by the disabled expression regions."""
+        from engine.landmarks import schema
 
-        n = self.directions.shape[0]
-        info = list(getattr(self.bundle, "directions_info", None) or [{} for _ in range(n)])
-        if len(info) != n:
-            raise ValueError(f"bundle has {n} directions but {len(info)} directions_info entries")
-        self.direction_regions: list[str] = [_toggle_of(d) for d in info]
-        self.direction_groups: list[str] = ["pose" if r == "pose" else "expression" for r in self.direction_regions]
-        fan_cfg = getattr(self.fan, "config", None)
-        fan_bank = getattr(self.fan, "bank", None)
-        self._coeff_fan = (
-            fan_cfg is not None and getattr(fan_cfg, "output", "") == "coeffs" and fan_bank is not None
-            and fan_bank.shape[0] == n and hasattr(self.fan, "forward_coeffs")
-        )
-        if self._coeff_fan:
-            # the FAN predicts coefficients over the bank: dw = c @ basis exactly, no projection needed
-            pad = fan_bank.new_zeros(n, self.directions.shape[1] - fan_bank.shape[1], fan_bank.shape[2])
-            self._basis = torch.cat([fan_bank, pad], 1).reshape(n, -1).float().to(self.device)
-            self._basis_pinv = None
-        else:
-            self._basis = self.directions.reshape(n, -1).float()  # [n, L*C]
-            self._basis_pinv = torch_pinv(self._basis) if n else None
+        groups = {"eyes": ("eyes", "irises"), "brows": ("brows",), "mouth": ("mouth",)}
+        idx = [schema.REGIONS[r] for name, regs in groups.items() if not regions.get(name, True) for r in regs]
+        return np.unique(np.concatenate(idx)) if idx else np.zeros(0, np.int64)
 
-    def _split(self, dw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """dw [N, L, C] -> (bank coefficients c [N, n], residual r [N, L, C]) with dw = c @ D + r."""
-        n = self.directions.shape[0]
-        flat = dw.reshape(dw.shape[0], -1)
-        if n == 0:
-            return flat.new_zeros(dw.shape[0], 0), dw
-        if self._basis_pinv is None:
-            pinv = torch_pinv(self._basis)
-            self._basis_pinv = pinv
-        c = flat @ self._basis_pinv.T  # [N, n]
-        r = flat - c @ self._basis
-        return c, r.reshape(dw.shape)
+    def _unposed(self, target: np.ndarray) -> np.ndarray:
+        """The target with the head motion (affine fit source -> target on stable points) taken out."""
+        idx = _stable_indices()
+        src = self.source_points[idx].astype(np.float64)
+        dst = target[idx].astype(np.float64)
+        x = np.concatenate([src, np.ones((len(src), 1))], 1)  # [k, 3]
+        m, *_ = np.linalg.lstsq(x, dst, rcond=None)  # dst ≈ x @ m, m [3, 2]
+        a, t = m[:2].T, m[2]  # p' = a p + t
+        return ((target.astype(np.float64) - t) @ np.linalg.inv(a).T).astype(np.float32)
 
-    def _join(self, c: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
-        """Coefficients [N, n] (+ residual [N, L, C]) -> dw [N, L, C]."""
-        dw = (c @ self._basis).reshape(c.shape[0], *self.directions.shape[1:])
-        return dw if r is None else dw + r
+    def _expression_only(self, target: np.ndarray, regions: dict[str, bool]) -> np.ndarray:
+        """Unposed target keeping only the motion of the enabled expression regions; every other point (nose,
+        face contour, disabled regions) stays at the source (the nose and contour carry the head-turn cues)."""
+        out = self.source_points.copy()
+        unposed = self._unposed(target)
+        keep = self._region_points({k: not regions.get(k, True) for k in ("eyes", "brows", "mouth")})
+        out[keep] = unposed[keep]
+        return out
 
-    def _weights(self, pose_gain: float, expr_gain: float, regions: dict[str, bool]) -> torch.Tensor:
-        import torch
+    def _split_targets(self, t_pose: np.ndarray, t_expr_driver: np.ndarray) -> list[np.ndarray]:
+        """[t, t_expr, t_mask] for the split (pose from ``t_pose``, expression from ``t_expr_driver``)."""
+        everything = {"eyes": True, "brows": True, "mouth": True}
+        return [
+            t_pose,
+            self._expression_only(t_pose, everything),
+            self._expression_only(t_expr_driver, self.config.regions),
+        ]
 
-        w = []
-        for reg, grp in zip(self.direction_regions, self.direction_groups):
-            on = regions.get(reg, True)
-            gain = pose_gain if grp == "pose" else expr_gain
-            w.append(gain if on else 0.0)
-        return torch.tensor(w, dtype=torch.float32, device=self.device)
-
-    def _modulate(self, c: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
-        """Region masks and gains on the bank coefficients c [N, n] -> dw [N, L, C] (residual r kept as is)."""
+    def _needs_split(self) -> bool:
         cfg = self.config
-        w = self._weights(cfg.pose_gain, cfg.expr_gain, cfg.regions)
-        return self._join(c * w, r)
+        return not (all(cfg.regions.get(r, True) for r in REGION_NAMES) and cfg.pose_gain == 1 and cfg.expr_gain == 1)
+
+    def _combine(self, dws: torch.Tensor) -> torch.Tensor:
+        """FAN outputs for [t, t_expr, t_mask] [3, L, C] -> the masked, gained dw [1, L, C]."""
+        cfg = self.config
+        pose_on = 1.0 if cfg.regions.get("pose", True) else 0.0
+        return (pose_on * cfg.pose_gain * (dws[0:1] - dws[1:2]) + cfg.expr_gain * dws[2:3]).contiguous()
 
     def _slider_offset(self) -> torch.Tensor | None:
         active = {int(i): float(v) for i, v in self.sliders.items() if v}
@@ -368,7 +360,6 @@ class Animator:
                 raise ValueError(f"source image must be RGB uint8 [H, W, 3], got {source.dtype} {source.shape}")
             from engine.inversion import invert
 
-            invert_kwargs.setdefault("basis", self.directions)  # the bank: the landmark fit's subspace
             res = invert(g, source, steps=steps, progress=progress, cancel=cancel, **invert_kwargs)
             self.inversion = res
             ws = res.ws.to(self.device)
@@ -387,6 +378,8 @@ class Animator:
             self.source_ws = ws
             self.source_image = image
             self.source_points = np.asarray(det.points, np.float32)
+            self._dw0 = None
+            self._dw0 = self._fan([self.source_points])[0][0:1]
             self.last_frame = image
             self.last_dw = torch.zeros_like(ws)
             self.last_ws = ws
@@ -445,11 +438,10 @@ class Animator:
 
     def predict_dw(self, target_points: np.ndarray) -> torch.Tensor:
         """FAN prediction dw [1, num_ws, w_dim] for target landmarks [478, 2] (source frame, px); no masks/gains."""
-        c, r, _ = self._predict_timed(target_points)
-        return self._join(c, r)
+        return self._fan([np.asarray(target_points, np.float32)])[0][0:1]
 
-    def _predict_timed(self, target_points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
-        """-> (bank coefficients [1, n], residual [1, L, C] or None, timings)."""
+    def _fan(self, targets: list[np.ndarray]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Batched FAN on the source: targets (each [478, 2]) -> dw [len, num_ws, w_dim] and timings."""
         import torch
 
         from engine.distill.fan import FANConfig, fan_inputs
@@ -458,19 +450,25 @@ class Animator:
             cfg = getattr(self.fan, "config", None)
             self._fan_cfg = cfg if cfg is not None else FANConfig.from_dict(self.bundle.fan_config).resolved()
         t0 = time.perf_counter()
-        tgt = np.asarray(target_points, np.float32)[None]
-        heat = fan_inputs(self.source_points[None], tgt, self._fan_cfg).to(self.device)
+        tgt = np.stack([np.asarray(t, np.float32) for t in targets])
+        src = np.repeat(self.source_points[None], len(targets), 0)
+        heat = fan_inputs(src, tgt, self._fan_cfg).to(self.device)
         t1 = time.perf_counter()
         with torch.inference_mode():
-            if self._coeff_fan:
-                c, r = self.fan.forward_coeffs(heat).float(), None
-            else:
-                dw = self.fan(heat).float()
-                if dw.ndim == 2:
-                    dw = dw.reshape(1, *self.source_ws.shape[1:])
-                c, r = self._split(dw)
+            dw = self.fan(heat).float()
+        if dw.ndim == 2:
+            dw = dw.reshape(len(targets), *self.source_ws.shape[1:])
+        if self._dw0 is not None:
+            dw = dw - self._dw0
         t2 = time.perf_counter()
-        return c, r, {"align+heatmaps": (t1 - t0) * 1e3, "fan": (t2 - t1) * 1e3}
+        return dw, {"align+heatmaps": (t1 - t0) * 1e3, "fan": (t2 - t1) * 1e3}
+
+    def _drive(self, target: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
+        """Target landmarks -> dw [1, L, C] with the split/masks/gains of the config (see the module docstring)."""
+        if not self._needs_split():
+            return self._fan([target])
+        dws, tim = self._fan(self._split_targets(target, target))
+        return self._combine(dws), tim
 
     def _compose(self, dw: torch.Tensor) -> torch.Tensor:
         ws = self.source_ws + dw
@@ -507,9 +505,8 @@ class Animator:
             ta = time.perf_counter()
             target = self.target_points(pts)
             align_ms = (time.perf_counter() - ta) * 1e3
-            c, r, tim = self._predict_timed(target)
+            dw, tim = self._drive(target)
             tim["align+heatmaps"] += align_ms
-            dw = self._modulate(c, r)
             n_mid = int(self.config.interpolate)
             prev = self.last_dw if self.last_dw is not None else torch.zeros_like(dw)
             alphas = [(i + 1) / (n_mid + 1) for i in range(n_mid)] + [1.0]
@@ -543,9 +540,9 @@ class Animator:
     ) -> np.ndarray:
         """Pose from one driver, expression from another -> uint8 [H, W, 3].
 
-        One FAN, masked dw: the pose-group part of dw(pose driver) + the expression-group part and the residual
-        of dw(expression driver). In relative mode each driver uses its own reference when given, else the
-        calibrated one (else its own points, i.e. no motion). Gains and region masks apply as in ``step``.
+        One FAN, masked inputs: dw_pose = dw(t_pose) - dw(unposed t_pose), dw_expr = dw(unposed, region-masked
+        t_expr) (see the module docstring). In relative mode each driver uses its own reference when given, else
+        the calibrated one (else its own points, i.e. no motion). Gains and region masks apply as in ``step``.
         """
         with self._lock:
             if self.source_ws is None:
@@ -562,21 +559,14 @@ class Animator:
             else:
                 tp = absolute_target(self.source_points, _check_points(pose_points), _stable_indices())
                 te = absolute_target(self.source_points, _check_points(expr_points), _stable_indices())
-            c_p, _, _ = self._predict_timed(tp)
-            c_e, r_e, _ = self._predict_timed(te)
-            is_pose = self._group_mask("pose")
-            dw = self._modulate(c_p * is_pose + c_e * (1.0 - is_pose), r_e)
+            dws, _ = self._fan(self._split_targets(tp, te))
+            dw = self._combine(dws)
             ws = self._compose(dw)
             frame = self.render(ws)[0]
             self.last_dw = dw
             self.last_ws = ws.detach()
             self.last_frame = frame
             return frame
-
-    def _group_mask(self, group: str) -> torch.Tensor:
-        import torch
-
-        return torch.tensor([1.0 if g == group else 0.0 for g in self.direction_groups], device=self.device)
 
     def close(self) -> None:
         """Release the landmark detector."""
@@ -607,33 +597,6 @@ def _stable_indices() -> np.ndarray | None:
     """Points that move little with expression (eye corners, nose bridge/tip, face contour) for the fits."""
     # mediapipe face-mesh: eye corners 33/133/362/263, nose 1/4/6/168/197/195, forehead 10/151/9, temples 127/356
     return np.array([33, 133, 362, 263, 1, 4, 6, 168, 197, 195, 10, 151, 9, 127, 356, 234, 454])
-
-
-def _toggle_of(info: dict) -> str:
-    """Which region toggle a bank direction belongs to: "pose", "eyes", "mouth" or "brows"."""
-    group = str(info.get("group", "")).lower()
-    region = str(info.get("region", "")).lower()
-    if group == "pose":
-        return "pose"
-    if "brow" in region:
-        return "brows"
-    if "eye" in region or "iris" in region or "gaze" in region:
-        return "eyes"
-    if "mouth" in region or "jaw" in region or "lip" in region:
-        return "mouth"
-    effect = info.get("effect") or info.get("landmark_effect")
-    if isinstance(effect, dict):
-        best = max(("eyes", "mouth", "brows"), key=lambda k: float(effect.get(k, 0.0) or 0.0))
-        if float(effect.get(best, 0.0) or 0.0) > 0:
-            return best
-    return "pose" if group == "" else "mouth"
-
-
-def torch_pinv(basis: torch.Tensor) -> torch.Tensor:
-    """Pseudo-inverse of basis.T (float64 for stability): [n, D] -> [n, D]."""
-    import torch
-
-    return torch.linalg.pinv(basis.double().T, rtol=1e-6).float()
 
 
 def ws_from_seed(generator: torch.nn.Module, seed: int, *, device: Any = "cpu", psi: float = 0.7) -> torch.Tensor:
