@@ -23,6 +23,18 @@ from PySide6.QtWidgets import (
 REGIONS = ("pose", "eyes", "mouth", "brows")
 
 
+def _camera_indices() -> list[str]:
+    """Device indices to offer: the /dev/video* nodes on Linux, else 0..2."""
+    import glob
+    import re
+    import sys
+
+    if sys.platform.startswith("linux"):
+        found = sorted({int(m.group(1)) for p in glob.glob("/dev/video*") if (m := re.search(r"(\d+)$", p))})
+        return [str(i) for i in found] or ["0"]
+    return ["0", "1", "2"]
+
+
 def _slider(lo: int, hi: int, value: int, tip: str) -> QSlider:
     s = QSlider(Qt.Orientation.Horizontal)
     s.setRange(lo, hi)
@@ -60,7 +72,7 @@ class ControlsPanel(QWidget):
         box = QGroupBox("Camera")
         self.camera = QComboBox()
         self.camera.setEditable(True)
-        self.camera.addItems(["0", "1", "2"])
+        self.camera.addItems(_camera_indices())
         self.camera.setToolTip("Camera device index, or the path of a video file used as the camera")
         self.camera.setMinimumContentsLength(12)
         browse = QPushButton("Video…")

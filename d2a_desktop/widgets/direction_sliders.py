@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 SCALE = 100  # slider units per 1.0 of offset
-RANGE = 3.0  # offsets in [-RANGE, RANGE] along each (unit-norm) direction
+RANGE = 2.0  # offsets in [-RANGE, RANGE] times each bank direction (1.0 = the direction as discovered)
 
 
 class DirectionSliders(QWidget):
@@ -79,8 +79,14 @@ class DirectionSliders(QWidget):
 
 
 def _short_name(i: int, d: dict[str, Any]) -> str:
+    """``#07 mouth``: the index and the landmark region the direction moves most (from the bank's effect map)."""
     label = d.get("label") or d.get("name")
-    return f"{i:02d} {label}" if label else f"{i:02d}"
+    if not label:
+        effect = d.get("effect")
+        if isinstance(effect, dict):
+            parts = {k: float(v) for k, v in effect.items() if k not in ("face", "expression") and v is not None}
+            label = max(parts, key=parts.get) if parts else ""
+    return f"#{i:02d} {label}".strip()
 
 
 def _describe(i: int, d: dict[str, Any]) -> str:

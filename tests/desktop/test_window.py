@@ -130,11 +130,11 @@ def test_direction_sliders_and_reset_reach_the_engine(qtbot, live: Live) -> None
     _wait_idle(qtbot, w)
     before, _ = w.session.results.get()
     first = min(w.sliders.sliders)
-    w.sliders.sliders[first].setValue(250)  # the widget's signal, as a user drag would send it
+    w.sliders.sliders[first].setValue(150)  # the widget's signal, as a user drag would send it
     _wait_idle(qtbot, w)
     moved, _ = w.session.results.get()
     assert _diff(moved.output, before.output) > 1.0
-    assert w.session.inference._anim.sliders[first] == 2.5
+    assert w.session.inference._anim.sliders[first] == 1.5
     w.sliders.reset()
     _wait_idle(qtbot, w)
     back, _ = w.session.results.get()
