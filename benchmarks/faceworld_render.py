@@ -1,7 +1,7 @@
 """FaceWorld render time per image, batched: torch eager, ONNX Runtime (CPU), optionally torch.compile.
 
 Usage (numbers go to docs/RESULTS.md, section "FaceWorld and landmarks"):
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/faceworld_render.py [--resolutions 128,256,512] [--batch 16]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/faceworld_render.py [--resolutions 128,256,512] [--batches 1,8]
         [--repeats 5] [--threads 2] [--onnx] [--compile]
 Prints a Markdown table of ms per image as "median (min)" over the repeats (the min approximates an idle machine:
 the CPU is shared with other work here).
@@ -33,7 +33,7 @@ def _per_image_ms(fn, batch: int, repeats: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--resolutions", default="128,256,512")
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batches", default="1,8", help="Batch sizes (comma-separated).")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--onnx", action="store_true", help="Also time the exported synthesis in ONNX Runtime.")
@@ -53,22 +53,15 @@ def main() -> None:
 
     # the load on the shared CPU: an idle 2-core machine does one 1M-element multiply in ~0.3-0.5 ms
     load = _per_image_ms(reference, 10, args.repeats)
-    print(f"FaceWorld synthesis, ms per image (batch {args.batch}, {args.threads} threads): median (min)")
+    print(f"FaceWorld synthesis, ms per image ({args.threads} threads): median (min)")
     print(f"machine load reference: one 1M-element float multiply = {load} ms")
-    cols = ["resolution", "torch eager"] + (["onnxruntime"] if args.onnx else []) + (
+    cols = ["resolution", "batch", "torch eager"] + (["onnxruntime"] if args.onnx else []) + (
         ["torch.compile"] if args.compile else [])
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for res in [int(r) for r in args.resolutions.split(",")]:
         fw = FaceWorld(resolution=res).eval()
-        with torch.no_grad():
-            ws = fw.mapping(torch.randn(args.batch, 512, generator=torch.Generator().manual_seed(0)))
-
-        def eager(fw=fw, ws=ws) -> None:
-            with torch.no_grad():
-                fw.synthesis(ws)
-
-        row = [str(res), _per_image_ms(eager, args.batch, args.repeats)]
+        sess = None
         if args.onnx:
             import onnxruntime as ort
 
@@ -82,23 +75,34 @@ def main() -> None:
 
             with tempfile.TemporaryDirectory() as tmp:
                 path = str(Path(tmp) / "fw.onnx")
-                torch.onnx.export(Synthesis(fw), (ws[:2],), path, input_names=["ws"], output_names=["img"],
-                                  dynamo=False, opset_version=17, dynamic_axes={"ws": {0: "n"}, "img": {0: "n"}})
+                torch.onnx.export(Synthesis(fw), (fw.w_avg.expand(2, 14, 512),), path, input_names=["ws"],
+                                  output_names=["img"], dynamo=False, opset_version=17,
+                                  dynamic_axes={"ws": {0: "n"}, "img": {0: "n"}})
                 so = ort.SessionOptions()
                 so.intra_op_num_threads = args.threads
+                so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the CPU is shared
                 sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-            feed = {"ws": ws.numpy()}
-            row.append(_per_image_ms(lambda sess=sess, feed=feed: sess.run(None, feed), args.batch, args.repeats))
-        if args.compile:
-            compiled = torch.compile(fw.synthesis)
+        compiled = torch.compile(fw.synthesis) if args.compile else None
+        for batch in [int(b) for b in args.batches.split(",")]:
+            with torch.no_grad():
+                ws = fw.mapping(torch.randn(batch, 512, generator=torch.Generator().manual_seed(0)))
 
-            def comp(compiled=compiled, ws=ws) -> None:
+            def eager(fw=fw, ws=ws) -> None:
                 with torch.no_grad():
-                    compiled(ws)
+                    fw.synthesis(ws)
 
-            row.append(_per_image_ms(comp, args.batch, args.repeats))
-        print("| " + " | ".join(row) + " |", flush=True)
+            row = [str(res), str(batch), _per_image_ms(eager, batch, args.repeats)]
+            if sess is not None:
+                feed = {"ws": ws.numpy()}
+                row.append(_per_image_ms(lambda sess=sess, feed=feed: sess.run(None, feed), batch, args.repeats))
+            if compiled is not None:
 
+                def comp(compiled=compiled, ws=ws) -> None:
+                    with torch.no_grad():
+                        compiled(ws)
+
+                row.append(_per_image_ms(comp, batch, args.repeats))
+            print("| " + " | ".join(row) + " |", flush=True)
 
 if __name__ == "__main__":
     main()
