@@ -335,6 +335,7 @@ class MainWindow(QMainWindow):
         if not on:
             self.session.stop_capture()
             self.fps.reset()
+            self.live.set_driver(None, None)
             self.set_status("camera stopped")
             return
         text = self.controls.camera_text() or "0"
