@@ -89,6 +89,7 @@ def animate_video(
     Returns {"frames", "no_face_frames", "fps", "timings": rolling median/p95 per stage}.
     Raises ValueError when no face is found in the first ``NO_FACE_WINDOW`` frames.
     """
+    import numpy as np
     from tqdm import tqdm
 
     from engine.landmarks import create_detector
@@ -103,6 +104,10 @@ def animate_video(
     bar = tqdm(total=total, desc="animate", unit="frame", disable=not show_progress)
 
     def emit(frame: Any, pts: Any) -> None:
+        if pts is not None and animator.config.mode == "absolute":
+            # absolute mode uses the driver's landmarks in the source's frame: rescale the driver frame to it
+            h, w = animator.source_image.shape[:2]
+            pts = pts * np.array([w / frame.shape[1], h / frame.shape[0]], np.float32)
         outs = animator.step_frames(pts, None)
         stats.add(animator.last_timings)
         state["missing"] += pts is None

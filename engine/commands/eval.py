@@ -11,6 +11,8 @@ over the 478 points, see ``engine.metrics``):
   mode reference and B + Δw as the driving frame. Ground truth: A performing the same action, G(ws_A + Δw).
   ``appearance_error``: mean |Δ| of FaceWorld's colour/texture parameters between the output code and A;
   ``identity_error`` the same over all identity parameters (geometry too). ``nme_absolute``: absolute mode.
+  ``identity_similarity``: dlib embedding cosine of source vs output (CSIM; None when dlib is not installed),
+  with source vs driver as the different-identity reference.
 * **sequence** — the bundled FaceWorld driving clip (``resources/samples/driving.mp4``, ground-truth ws per
   frame) drives the bundled source in relative mode (reference = frame 0). Ground truth per frame:
   G(ws_src + ws_t − ws_0). ``jitter``: temporal jitter of the output landmarks (``engine.metrics.jitter``),
@@ -67,7 +69,7 @@ def evaluate(
     from engine.distill.augment import AugmentConfig, augment, measure_layer_radii, renorm_thresholds
     from engine.generators import to_uint8
     from engine.landmarks import create_detector
-    from engine.metrics import appearance_error, dlib_available, identity_error, nme
+    from engine.metrics import appearance_error, dlib_available, identity_error, identity_similarity, nme
 
     anim = Animator(bundle_path, device=device, config=AnimatorConfig(mode="absolute"))
     g = anim.generator
@@ -101,6 +103,8 @@ def evaluate(
     sd = {"nme": [], "nme_no_motion": [], "skipped": 0}
     ci = {"nme": [], "nme_no_motion": [], "nme_absolute": [], "appearance_error": [], "identity_error": [],
           "appearance_error_driver": [], "skipped": 0}
+    id_pairs: list[tuple[Any, Any]] = []  # (source, output) images for the identity embedding
+    id_driver_pairs: list[tuple[Any, Any]] = []  # (source, driver): the similarity of two different identities
     it = range(pairs)
     for i in tqdm(it, desc="eval pairs", disable=not show_progress):
         a, b = i, i + 1
@@ -128,6 +132,9 @@ def evaluate(
         anim.calibrate(kp_b)
         out_img = anim.step(kp_bt)
         ws_out = anim.last_ws.detach().cpu()
+        id_pairs.append((anim.source_image, out_img))
+        with torch.no_grad():
+            id_driver_pairs.append((anim.source_image, to_uint8(g.synthesis(ws_id[b : b + 1].to(anim.device)))[0]))
         out = detect_img(out_img)
         anim.config.mode = "absolute"
         out_abs = detect_img(anim.step(kp_bt))
@@ -143,7 +150,8 @@ def evaluate(
     results["self_driving"] = _summary(sd)
     results["cross_identity"] = _summary(ci)
     if dlib_available():
-        results["cross_identity"]["identity_similarity"] = "not computed in this protocol"
+        results["cross_identity"]["identity_similarity"] = identity_similarity(id_pairs)
+        results["cross_identity"]["identity_similarity_source_vs_driver"] = identity_similarity(id_driver_pairs)
     else:
         results["cross_identity"]["identity_similarity"] = None
         results["cross_identity"]["identity_similarity_note"] = "skipped: dlib / face_recognition_models not installed"

@@ -120,6 +120,6 @@ def test_invert_command(tmp_path: Path) -> None:
 
     out = tmp_path / "ws.safetensors"
     code, text = _run(["invert", "--image", str(samples_dir() / "source.png"), "--out", str(out),
-                       "--steps", "10", "--candidates", "4"])
+                       "--steps", "5", "--candidates", "0", "--no-landmarks"])
     assert code == 0, text
     assert tuple(load_file(str(out))["ws"].shape) == (1, 14, 512)
