@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine.generators import load_generator, to_uint8
-from engine.generators.faceworld import FaceWorld
+from engine.generators.faceworld import FaceWorld, FaceWorldConfig
 from engine.generators.faceworld.measure import landmark_measures
 
 
@@ -70,6 +70,11 @@ def test_deterministic_across_instances(fw: FaceWorld) -> None:
     ws = _ws(fw, 2)
     with torch.no_grad():
         assert torch.equal(other.synthesis(ws), fw.synthesis(ws))
+    # eager chunked rendering (the default) is the same computation as one whole-batch pass
+    whole = FaceWorld(config=FaceWorldConfig(resolution=128, render_chunk=0))
+    ws5 = _ws(fw, 5, seed=4)
+    with torch.no_grad():
+        assert torch.equal(whole.synthesis(ws5), fw.synthesis(ws5))
     different = FaceWorld(resolution=128, seed=1)
     assert not torch.allclose(different.proj, fw.proj)
 

@@ -33,6 +33,7 @@ class FaceWorldConfig:
     mapping_layers: int = 8  # depth of the mapping MLP
     layers_per_param: int = 3  # every parameter is spread over this many layers
     stats_samples: int = 4096  # samples used to compute w_avg and the score normalisation at init
+    render_chunk: int = 2  # eager rendering in chunks of this many images (cache-friendly); 0 = whole batch at once
 
 
 class FaceWorld(nn.Module):
@@ -167,6 +168,17 @@ class FaceWorld(nn.Module):
         missing = [k for k in self.PARAM_NAMES if k not in params]
         if missing:
             raise ValueError(f"render_params: missing parameters {missing}")
+        n = params["yaw"].shape[0]
+        chunk = self.config.render_chunk
+        # Eager CPU rendering is bound by memory traffic: ~500 element-wise passes over [N, H, W] maps, which stay in
+        # cache only for small N. Chunking is skipped while tracing/exporting/compiling so graphs keep a dynamic batch.
+        tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+        if chunk > 0 and n > chunk and not tracing:
+            return torch.cat([self._render({k: v[i : i + chunk] for k, v in params.items()}, features)
+                              for i in range(0, n, chunk)])
+        return self._render(params, features)
+
+    def _render(self, params: dict[str, Tensor], features: bool) -> Tensor:
         return R.render(params, self.grid_x, self.grid_y, features=features, resolution=self.img_resolution)
 
     def synthesis(self, ws: Tensor, noise_mode: str = "const", **_: object) -> Tensor:
