@@ -30,11 +30,11 @@ def test_animate_writes_decodable_mp4(tmp_path: Path) -> None:
 
     out = tmp_path / "out.mp4"
     code, text = _run(["animate", "--source", "seed:3", "--driving", str(DRIVING), "--out", str(out),
-                       "--max-frames", "7", "--side-by-side"])
+                       "--max-frames", "5", "--side-by-side"])
     assert code == 0, text
     with VideoReader(out) as r:
         frames = list(r)
-    assert len(frames) == 7
+    assert len(frames) == 5
     assert frames[0].shape == (256, 512, 3)  # driver | output
     # the output half moves with the driver
     diffs = [np.abs(f[:, 256:].astype(int) - frames[0][:, 256:]).mean() for f in frames[1:]]
@@ -88,7 +88,7 @@ def test_animate_no_face_video(tmp_path: Path) -> None:
 @needs_bundle
 def test_eval_json_keys_and_self_driving_beats_baseline(tmp_path: Path) -> None:
     out = tmp_path / "eval.json"
-    code, text = _run(["eval", "--json", str(out), "--pairs", "4", "--sequence-frames", "12"])
+    code, text = _run(["eval", "--json", str(out), "--pairs", "3", "--sequence-frames", "6"])
     assert code == 0, text
     res = json.loads(out.read_text())
     for group, keys in {
@@ -99,7 +99,7 @@ def test_eval_json_keys_and_self_driving_beats_baseline(tmp_path: Path) -> None:
         for k in keys:
             assert isinstance(res[group][k], float), (group, k, res[group])
     sd = res["self_driving"]
-    assert sd["n"] >= 3
+    assert sd["n"] >= 2
     assert sd["nme"] < 0.5 * sd["nme_no_motion"]
     assert res["cross_identity"]["appearance_error"] < 0.05
 
