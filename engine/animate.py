@@ -13,8 +13,7 @@ One step (see ``step_timed`` for the per-stage timing)::
         relative: target = src + A (driver - reference)   A = scale * rotation fitted reference -> source
         absolute: target = driver                          (the paper: an aligned crop, same frame as the source;
                                                             ``d2a animate`` rescales a driver video to the source)
-    FAN(heatmaps(src, target)) -> dw [1, num_ws, w_dim]
-    dw -> bank coefficients (least squares over the direction bank) -> region masks and pose/expr gains
+    FAN(heatmaps(src, target)) - FAN(heatmaps(src, src)) -> dw [1, num_ws, w_dim]   (split/masks/gains: below)
     ws = ws_source + dw + sliders -> backend(ws) -> uint8 frame
 
 Pose/expression split, region masks and gains act on the FAN's INPUT landmarks (chosen by measurement: the
@@ -63,8 +62,8 @@ class AnimatorConfig:
     """Live-tunable settings of the Animator (mutable; a change takes effect at the next step)."""
 
     mode: str = "relative"  # "relative" (driver motion vs its calibrated reference) | "absolute" (paper)
-    pose_gain: float = 1.0  # scale of the pose-group part of dw
-    expr_gain: float = 1.0  # scale of the expression-group part of dw
+    pose_gain: float = 1.0  # scale of the head-motion part of dw (dw_pose, see the module docstring)
+    expr_gain: float = 1.0  # scale of the expression part of dw (dw_expr)
     regions: dict[str, bool] = field(default_factory=_default_regions)  # pose / eyes / mouth / brows on-off
     smoothing: float = 0.0  # One-Euro strength on the driver points: 0 = off, 1 = strong
     interpolate: int = 0  # in-between frames per step, by linear interpolation of dw (see step_frames)
