@@ -56,6 +56,7 @@ def evaluate(
     inversion: int = 0,
     inversion_steps: int = 300,
     inversion_basis: str = "pca",
+    smoothing: float = 0.0,
     real: list[str] | tuple[str, ...] = (),
     device: str = "cpu",
     show_progress: bool = True,
@@ -156,6 +157,8 @@ def evaluate(
         results["cross_identity"]["identity_similarity"] = None
         results["cross_identity"]["identity_similarity_note"] = "skipped: dlib / face_recognition_models not installed"
 
+    anim.config.smoothing = smoothing  # One-Euro on the driver points for the sequence and real clips
+    results["smoothing"] = smoothing
     if sequence:
         results["sequence"] = _sequence(anim, detect_ws, detect_img, show_progress, sequence_frames)
     if inversion:
@@ -337,6 +340,8 @@ def _real_clip(anim: Any, clip: str, detect_img: Any, show_progress: bool) -> di
 @click.option("--inversion-steps", type=int, default=300, show_default=True)
 @click.option("--inversion-basis", type=click.Choice(["pca", "bank"]), default="pca", show_default=True,
               help="Landmark-fit subspace of the inversion: principal axes of w, or the bundle's bank.")
+@click.option("--smoothing", type=float, default=0.0, show_default=True,
+              help="One-Euro strength for the sequence and real clips (AnimatorConfig.smoothing).")
 @click.option("--real", multiple=True, type=click.Path(), help="Also drive with a real clip (relative mode).")
 @click.option("--device", default="cpu", show_default=True)
 def command(
@@ -349,6 +354,7 @@ def command(
     inversion: int,
     inversion_steps: int,
     inversion_basis: str,
+    smoothing: float,
     real: tuple[str, ...],
     device: str,
 ) -> None:
@@ -368,8 +374,8 @@ def command(
     try:
         res = evaluate(
             bundle_path, pairs, seed=seed, sequence=not no_sequence, sequence_frames=sequence_frames,
-            inversion=inversion, inversion_steps=inversion_steps, inversion_basis=inversion_basis, real=real,
-            device=device,
+            inversion=inversion, inversion_steps=inversion_steps, inversion_basis=inversion_basis,
+            smoothing=smoothing, real=real, device=device,
         )
     except (MediaError, ValueError) as e:
         raise click.ClickException(str(e)) from e
