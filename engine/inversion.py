@@ -185,6 +185,18 @@ def invert(
     cancelled = False
     below = 0
     step = 0
+    if target_points is not None and proxy is not None:
+        # the landmark fit's own result is a candidate too: the first pixel steps can undo part of it
+        with torch.no_grad():
+            img0 = generator.synthesis(ws0, noise_mode="const")
+            pix0 = float(pyramid_loss(img0, target, cfg.scales, cfg.scale_weights))
+        d0 = detector.detect(_to_uint8(img0))
+        if d0.found:
+            from engine.metrics import nme
+
+            e0 = nme(np.asarray(d0.points, np.float32), target_points)
+            nme_hist.append((0, e0))
+            best = (e0, pix0, ws0.detach().clone())
     try:
         for step in range(1, steps + 1):
             if cancel is not None and cancel.is_set():
@@ -236,9 +248,14 @@ def invert(
         # keep the last code unless an earlier checkpoint had clearly better landmarks (by > 0.002 NME)
         last_nme = nme_hist[-1][1] if nme_hist else None
         if last_nme is not None and nme_hist[-1][0] == step and best[0] < last_nme - 0.002:
-            final_ws = best[2]
-            landmark_nme = best[0]
-            notes.append(f"selected the checkpoint with the best landmark NME ({best[0]:.4f} vs last {last_nme:.4f})")
+            # pose/expression (action layers) from the best-landmark checkpoint, colour/texture from the last code
+            n_act = cfg.lm_action_layers
+            final_ws = torch.cat([best[2][:, :n_act], final_ws[:, n_act:]], dim=1)
+            landmark_nme = _measure_nme(generator, final_ws, target_points)
+            notes.append(
+                f"action layers from the checkpoint with the best landmark NME ({best[0]:.4f} vs last {last_nme:.4f}); "
+                f"combined code NME {landmark_nme:.4f}"
+            )
         else:
             landmark_nme = last_nme if last_nme is not None else best[0]
     tuned = None
@@ -259,6 +276,20 @@ def invert(
         seconds=time.perf_counter() - t_start,
         notes=notes,
     )
+
+
+def _measure_nme(generator: torch.nn.Module, ws: torch.Tensor, target_points: np.ndarray) -> float:
+    """Landmark NME of the rendering of ``ws`` [1, num_ws, w_dim] against ``target_points`` (inf: no face)."""
+    import torch
+
+    from engine.landmarks import create_detector
+    from engine.metrics import nme
+
+    with torch.no_grad():
+        img = _to_uint8(generator.synthesis(ws, noise_mode="const"))
+    with create_detector("mediapipe", video_mode=False) as det:
+        d = det.detect(img)
+    return float(nme(np.asarray(d.points, np.float32), target_points)) if d.found else float("inf")
 
 
 def pca_basis(generator: torch.nn.Module, n: int, action_layers: int = 8, seed: int = 0, samples: int = 2000):
