@@ -40,15 +40,20 @@ def nme78(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate_fan(fan: torch.nn.Module, renderer: Any, ws_s: torch.Tensor, ws_t: torch.Tensor) -> dict[str, float]:
-    """NME of G(ws_s + FAN(kp_s, kp_t)) vs the target, and the no-motion baseline, over detected pairs."""
+def evaluate_fan(
+    fan: torch.nn.Module, renderer: Any, ws_s: torch.Tensor, ws_t: torch.Tensor, inputs: Any = None
+) -> dict[str, float]:
+    """NME of G(ws_s + FAN(kp_s, kp_t)) vs the target, and the no-motion baseline, over detected pairs.
+
+    ``inputs(kp_s, kp_t, config) -> heatmaps`` replaces the FAN's own preprocessing (default ``fan_inputs``)."""
     from engine.distill.fan import fan_inputs
 
+    inputs = fan_inputs if inputs is None else inputs
     kp_s, f_s = renderer.landmarks(ws_s)
     kp_t, f_t = renderer.landmarks(ws_t)
     ok = f_s & f_t
     fan.eval()
-    dw = fan(fan_inputs(kp_s[ok], kp_t[ok], fan.config))
+    dw = fan(inputs(kp_s[ok], kp_t[ok], fan.config))
     kp_o, f_o = renderer.landmarks(ws_s[torch.from_numpy(ok)] + dw)
     t = kp_t[ok][f_o]
     out = nme78(kp_o[f_o], t)

@@ -84,20 +84,9 @@ def main(argv: list[str] | None = None) -> None:
 
 @torch.no_grad()
 def _evaluate(fan, renderer, ws_s, ws_t, inputs=None):
-    from engine.distill.ablation import evaluate_fan, nme78
+    from engine.distill.ablation import evaluate_fan
 
-    if inputs is None:
-        return evaluate_fan(fan, renderer, ws_s, ws_t)
-    kp_s, f_s = renderer.landmarks(ws_s)
-    kp_t, f_t = renderer.landmarks(ws_t)
-    ok = f_s & f_t
-    fan.eval()
-    dw = fan(inputs(kp_s[ok], kp_t[ok], fan.config))
-    kp_o, f_o = renderer.landmarks(ws_s[torch.from_numpy(ok)] + dw)
-    t = kp_t[ok][f_o]
-    out, base = nme78(kp_o[f_o], t), nme78(kp_s[ok][f_o], t)
-    return {"nme": float(out.mean()), "nme_no_motion": float(base.mean()), "ratio": float(out.mean() / base.mean()),
-            "pairs": int(f_o.sum())}
+    return evaluate_fan(fan, renderer, ws_s, ws_t, inputs)
 
 
 if __name__ == "__main__":  # pragma: no cover
