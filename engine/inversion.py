@@ -139,6 +139,8 @@ def invert(
     """
     import torch
 
+    from engine.metrics import nme
+
     cfg = config or InversionConfig()
     if steps < 0:
         raise ValueError("steps must be >= 0")
@@ -187,13 +189,9 @@ def invert(
     step = 0
     if target_points is not None and proxy is not None:
         # the landmark fit's own result is a candidate too: the first pixel steps can undo part of it
-        with torch.no_grad():
-            img0 = generator.synthesis(ws0, noise_mode="const")
-            pix0 = float(pyramid_loss(img0, target, cfg.scales, cfg.scale_weights))
-        d0 = detector.detect(_to_uint8(img0))
+        img0, d0 = _render_and_detect(generator, ws0, detector)
         if d0.found:
-            from engine.metrics import nme
-
+            pix0 = float(pyramid_loss(img0, target, cfg.scales, cfg.scale_weights))
             e0 = nme(np.asarray(d0.points, np.float32), target_points)
             nme_hist.append((0, e0))
             best = (e0, pix0, ws0.detach().clone())
@@ -222,12 +220,8 @@ def invert(
             if progress is not None:
                 progress(step, steps, lv)
             if target_points is not None and (step % cfg.landmark_every == 0 or step == steps):
-                with torch.no_grad():
-                    cur = _to_uint8(generator.synthesis(ws, noise_mode="const"))
-                d = detector.detect(cur)
+                _, d = _render_and_detect(generator, ws, detector)
                 if d.found:
-                    from engine.metrics import nme
-
                     if proxy is not None:
                         proxy.anchor(ws.detach(), np.asarray(d.points, np.float32))
                     e = nme(np.asarray(d.points, np.float32), target_points)
@@ -238,26 +232,26 @@ def invert(
                     if below >= 2:
                         notes.append(f"early stop at step {step}: NME {e:.4f} < {cfg.early_stop_nme}")
                         break
+        final_ws = ws.detach().clone()
+        landmark_nme = None
+        if best is not None:
+            # keep the last code unless an earlier checkpoint had clearly better landmarks (by > 0.002 NME)
+            last_nme = nme_hist[-1][1] if nme_hist else None
+            if last_nme is not None and nme_hist[-1][0] == step and best[0] < last_nme - 0.002:
+                # pose/expression (action layers) from the best-landmark checkpoint, colour/texture from the last code
+                n_act = cfg.lm_action_layers
+                final_ws = torch.cat([best[2][:, :n_act], final_ws[:, n_act:]], dim=1)
+                _, d = _render_and_detect(generator, final_ws, detector)
+                landmark_nme = nme(np.asarray(d.points, np.float32), target_points) if d.found else float("inf")
+                notes.append(
+                    f"action layers from the checkpoint with the best landmark NME ({best[0]:.4f} vs last "
+                    f"{last_nme:.4f}); combined code NME {landmark_nme:.4f}"
+                )
+            else:
+                landmark_nme = last_nme if last_nme is not None else best[0]
     finally:
         if detector is not None:
             detector.close()
-
-    final_ws = ws.detach().clone()
-    landmark_nme = None
-    if best is not None:
-        # keep the last code unless an earlier checkpoint had clearly better landmarks (by > 0.002 NME)
-        last_nme = nme_hist[-1][1] if nme_hist else None
-        if last_nme is not None and nme_hist[-1][0] == step and best[0] < last_nme - 0.002:
-            # pose/expression (action layers) from the best-landmark checkpoint, colour/texture from the last code
-            n_act = cfg.lm_action_layers
-            final_ws = torch.cat([best[2][:, :n_act], final_ws[:, n_act:]], dim=1)
-            landmark_nme = _measure_nme(generator, final_ws, target_points)
-            notes.append(
-                f"action layers from the checkpoint with the best landmark NME ({best[0]:.4f} vs last {last_nme:.4f}); "
-                f"combined code NME {landmark_nme:.4f}"
-            )
-        else:
-            landmark_nme = last_nme if last_nme is not None else best[0]
     tuned = None
     if pivotal_tuning and not cancelled:
         tuned = _pivotal_tuning(generator, final_ws, target, cfg, notes, progress, cancel)
@@ -278,18 +272,13 @@ def invert(
     )
 
 
-def _measure_nme(generator: torch.nn.Module, ws: torch.Tensor, target_points: np.ndarray) -> float:
-    """Landmark NME of the rendering of ``ws`` [1, num_ws, w_dim] against ``target_points`` (inf: no face)."""
+def _render_and_detect(generator: torch.nn.Module, ws: torch.Tensor, detector: Any) -> tuple[torch.Tensor, Any]:
+    """Render ``ws`` [1, num_ws, w_dim] (no gradient) and detect its landmarks -> (image [1, 3, H, W], Detection)."""
     import torch
 
-    from engine.landmarks import create_detector
-    from engine.metrics import nme
-
     with torch.no_grad():
-        img = _to_uint8(generator.synthesis(ws, noise_mode="const"))
-    with create_detector("mediapipe", video_mode=False) as det:
-        d = det.detect(img)
-    return float(nme(np.asarray(d.points, np.float32), target_points)) if d.found else float("inf")
+        img = generator.synthesis(ws, noise_mode="const")
+    return img, detector.detect(_to_uint8(img))
 
 
 def pca_basis(generator: torch.nn.Module, n: int, action_layers: int = 8, seed: int = 0, samples: int = 2000):
