@@ -20,8 +20,8 @@ DEFAULT_BACKENDS = "torch,torch-bf16,torch-fast,ort,ort-fast"
 @click.option("--frames", default=60, show_default=True, type=click.IntRange(1), help="Pipeline frames per backend.")
 @click.option("--runs", default=10, show_default=True, type=click.IntRange(1), help="Timed generator calls.")
 @click.option("--backends", default=DEFAULT_BACKENDS, show_default=True,
-              help="Comma list of torch, torch-bf16, torch-fast, torch-compile, ort, ort-fast (torch always runs: "
-                   "it is the reference).")
+              help="Comma list of torch, torch-bf16, torch-fast, torch-compile, ort, ort-fast, ort-int8 (lossy int8, "
+                   "quantised once into the user cache) (torch always runs: it is the reference).")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0), help="Threads (0 = all cores).")
 @click.option("--no-pipeline", is_flag=True, help="Time the generator only.")
 @click.option("--json", "json_out", default=None, type=click.Path(path_type=Path), help="Write the results here.")
@@ -36,6 +36,7 @@ def command(bundle: Path | None, generator_ref: str | None, video: Path | None, 
       d2a bench --frames 60 --json bench.json                   # default bundle (FaceWorld), all backends
       d2a bench --generator paper256 --no-pipeline --runs 5     # StyleGAN2 256² (random weights), generator only
       d2a bench --generator paper256 --backends torch,ort-fast --video clip.mp4
+      d2a bench --generator paper256 --no-pipeline --backends torch,ort,ort-int8   # int8: speed vs PSNR
     """
     from engine.runtime.bench import BenchConfig, run_bench
 

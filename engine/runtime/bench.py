@@ -33,8 +33,10 @@ BACKEND_SPECS: dict[str, dict[str, Any]] = {
     "torch-compile": {"backend": "torch", "path": "reference", "compile": True},
     "ort": {"backend": "onnxruntime", "path": "reference"},
     "ort-fast": {"backend": "onnxruntime", "path": "fast"},
+    # lossy: static int8 (engine.runtime.quantize), all dense convs, quantised once into the user cache
+    "ort-int8": {"backend": "onnxruntime", "path": "fast"},
 }
-STYLEGAN2_ONLY = ("torch-fast", "ort-fast")
+STYLEGAN2_ONLY = ("torch-fast", "ort-fast", "ort-int8")
 
 
 @dataclass
@@ -235,7 +237,13 @@ def make_backends(
         cfg = RuntimeConfig(threads=threads, warmup_runs=1, **BACKEND_SPECS[name])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
+            if name == "ort-int8":
+                from engine.runtime.quantize import cached_int8_model
+
+                cfg.onnx_path = str(cached_int8_model(generator))
             backend = create_backend(cfg, generator)
+            if name == "ort-int8":
+                backend.name = backend.name.replace("-fast-", "-int8-")
         log(f"{name}: {backend.name} on {backend.providers} ready in {time.perf_counter() - t:.1f} s")
         out.append((name, backend))
     return out

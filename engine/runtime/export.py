@@ -205,12 +205,20 @@ def random_ws(generator: nn.Module, n: int, seed: int = 0, psi: float = 0.7) -> 
 
 
 def export_synthesis(
-    generator: nn.Module, out: str | Path, *, path: str = "reference", config: ExportConfig | None = None
+    generator: nn.Module,
+    out: str | Path,
+    *,
+    path: str = "reference",
+    config: ExportConfig | None = None,
+    fast: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Export the synthesis (ws [N, num_ws, w_dim] -> img [N, 3, H, W]) and validate it. Returns the report."""
+    """Export the synthesis (ws [N, num_ws, w_dim] -> img [N, 3, H, W]) and validate it. Returns the report.
+
+    ``fast``: FastSynthesisConfig fields for ``path="fast"`` (e.g. ``{"winograd_min_res": 0}`` for the plain
+    graph that int8 quantisation takes)."""
     cfg = config or ExportConfig()
     out = Path(out)
-    module = synthesis_module(generator, path)
+    module = synthesis_module(generator, path, **(fast or {}))
     example = random_ws(generator, 2, seed=cfg.seed + 1)
     inputs = [random_ws(generator, b, seed=cfg.seed + 10 + b) for b in cfg.batch_sizes]
 
