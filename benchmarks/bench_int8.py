@@ -10,6 +10,7 @@ Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py [--variants all] [--reps 3] [--json out.json]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py --variants ref-int8-sp,plain-int8-sp --wall2
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py --sensitivity   # PSNR with one layer int8 at a time
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def main() -> None:
     ap.add_argument("--validate", type=int, default=4, help="held-out codes for the PSNR")
     ap.add_argument("--no-torch", action="store_true", help="skip the torch eager timing")
     ap.add_argument("--wall2", action="store_true", help="also 2-thread wall clock (median of 5) of each variant")
+    ap.add_argument("--sensitivity", action="store_true",
+                    help="instead of the variants: quantise one dense layer of the plain graph at a time (PSNR only)")
     ap.add_argument("--keep", default=None, help="folder to keep the models in (default: a temporary folder)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -91,6 +94,9 @@ def main() -> None:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
+    if args.sensitivity:
+        sensitivity(g, args)
+        return
     result: dict[str, Any] = {"generator": args.generator, "load_before": list(os.getloadavg()), "rows": []}
     print(f"load before: {os.getloadavg()}", flush=True)
     torch_ms = None
@@ -149,6 +155,40 @@ def main() -> None:
     print(f"load after: {os.getloadavg()}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str) + "\n")
+
+
+def sensitivity(g: torch.nn.Module, args: argparse.Namespace) -> None:
+    """PSNR vs torch fp32 with a single dense layer of the plain graph quantised (the others fp32)."""
+    import onnx
+
+    from engine.runtime.export import ExportConfig, export_synthesis
+    from engine.runtime.quantize import GRAPHS, QuantizeConfig, conv_nodes, quantize_synthesis, subpixel_conv_transpose
+
+    rows = []
+    print(f"load before: {os.getloadavg()}", flush=True)
+    print("| layer | weight | PSNR min / mean dB |")
+    print("|---|---|---|", flush=True)
+    with tempfile.TemporaryDirectory(prefix="d2a-int8-sens-") as tmp:
+        src = Path(tmp) / "plain.onnx"
+        path, fast = GRAPHS["plain"]
+        export_synthesis(g, src, path=path, config=ExportConfig(validate=False), fast=fast)
+        model = onnx.load(str(src))
+        subpixel_conv_transpose(model)
+        layers: dict[str, list[int]] = {}
+        for r in conv_nodes(model):
+            if r["kind"] == "dense":
+                layers.setdefault(r["layer"], r["weight"])
+        del model
+        for layer, weight in layers.items():
+            cfg = QuantizeConfig(only=(layer,), calibration_samples=args.calibration_samples)
+            rep = quantize_synthesis(g, src, Path(tmp) / "one.onnx", cfg, validate=args.validate)
+            v = rep["validation"]
+            rows.append({"layer": layer, "weight": weight, "nodes": rep["quantized_nodes"], "psnr": v["psnr"],
+                         "psnr_mean": v["psnr_mean"]})
+            print(f"| {layer} | {weight} | {v['psnr']:.1f} / {v['psnr_mean']:.1f} |", flush=True)
+    print(f"load after: {os.getloadavg()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"generator": args.generator, "sensitivity": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
