@@ -65,6 +65,12 @@ class InversionConfig:
     lm_fd_step: float = 0.5  # finite-difference step along each basis direction (in units of the direction)
     lm_weight: float = 300.0  # weight of the linearised landmark term during the pixel optimisation
     appearance_first: float = 0.3  # fraction of the steps that optimise only the layers >= lm_action_layers first
+    region_weight: float = 1.0  # weight of the region pixel loss (eyes, brows, mouth located on the target; 0 = off)
+    region_blurs: tuple[float, ...] = (0.0, 2.0, 4.0)  # Gaussian blur sigmas (pixels at 256^2) of the region loss
+    region_pad: float = 0.25  # margin around each region's landmarks (fraction of the inter-ocular distance)
+    lm_fit_points: str = "pose_iris"  # points of the landmark fit/term: "all" 78 | "pose" (no eyes/brows) | "pose_iris"
+    lbfgs_fraction: float = 0.6  # fraction of the steps run as a final L-BFGS polish (fixed landmark anchor)
+    select_by_landmarks: bool = False  # take the action layers from the best-NME checkpoint when clearly better
 
 
 @dataclass
@@ -117,6 +123,81 @@ def pyramid_loss(img: torch.Tensor, target: torch.Tensor, scales: tuple[int, ...
     return total
 
 
+def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of images [N, C, H, W] (std ``sigma`` pixels, reflect padding); sigma <= 0: identity."""
+    import torch
+    import torch.nn.functional as F
+
+    if sigma <= 0:
+        return img
+    r = max(1, int(np.ceil(3 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=img.dtype, device=img.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    c = img.shape[1]
+    out = F.pad(img, (r, r, r, r), mode="reflect")
+    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _region_indices() -> dict[str, np.ndarray]:
+    """Indices into the 478-point mesh of the small expressive regions (eyes with irises, brows, mouth)."""
+    from engine.landmarks import schema
+
+    ib = np.asarray(schema.IBUG68)
+    return {
+        "right_eye": np.concatenate([ib[36:42], schema.RIGHT_IRIS]),
+        "left_eye": np.concatenate([ib[42:48], schema.LEFT_IRIS]),
+        "right_brow": ib[17:22],
+        "left_brow": ib[22:27],
+        "mouth": ib[48:68],
+    }
+
+
+class RegionLoss:
+    """Pixel loss concentrated on the target's eyes, brows and mouth, at several blur levels.
+
+    The regions are boxes around the target's detected landmarks (fixed during the optimisation), widened by
+    ``pad`` inter-ocular distances plus 1.5 blur sigmas; every region weighs the same whatever its area, so a
+    10-pixel eye counts as much as the mouth. Blurring both images widens the basin: an iris that is off by more
+    than its radius still overlaps its blurred target. ``loss(img)``: img [1, 3, H, W] -> scalar (mean over regions
+    and blur levels of the region-weighted mean squared error).
+    """
+
+    def __init__(self, target: torch.Tensor, points_478: np.ndarray, blurs: tuple[float, ...], pad: float) -> None:
+        import torch
+
+        from engine.metrics import interocular
+
+        res = target.shape[-1]
+        pts = np.asarray(points_478, np.float64)
+        iod = max(interocular(pts), 1.0)
+        yy, xx = torch.meshgrid(torch.arange(res, dtype=torch.float32) + 0.5,
+                                torch.arange(res, dtype=torch.float32) + 0.5, indexing="ij")
+        self.levels: list[tuple[float, torch.Tensor, torch.Tensor]] = []  # (sigma px, weight map, blurred target)
+        for b in blurs:
+            sigma = float(b) * res / 256.0
+            m = pad * iod + 1.5 * sigma
+            total = torch.zeros(res, res)
+            regions = _region_indices()
+            for idx in regions.values():
+                q = pts[idx]
+                x0, y0 = q.min(0) - m
+                x1, y1 = q.max(0) + m
+                box = (torch.sigmoid(xx - float(x0)) * torch.sigmoid(float(x1) - xx)
+                       * torch.sigmoid(yy - float(y0)) * torch.sigmoid(float(y1) - yy))
+                total = total + box / box.sum().clamp(min=1e-6)
+            wmap = (total / len(regions)).to(target.device)[None, None]
+            self.levels.append((sigma, wmap, gaussian_blur(target, sigma).detach()))
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        total = img.new_zeros(())
+        for sigma, wmap, tb in self.levels:
+            d = (gaussian_blur(img, sigma) - tb).pow(2).mean(1, keepdim=True)
+            total = total + (d * wmap).sum() / img.shape[0]
+        return total / max(1, len(self.levels))
+
+
 def invert(
     generator: torch.nn.Module,
     image_uint8: np.ndarray,
@@ -166,6 +247,9 @@ def invert(
             target_points = np.asarray(d.points, np.float32)
         else:
             notes.append("no face detected on the target: landmark selection disabled")
+    region = None
+    if target_points is not None and cfg.region_weight > 0:
+        region = RegionLoss(target, target_points, cfg.region_blurs, cfg.region_pad)
     if init_ws is not None:
         ws0 = init_ws.detach().to(device).float().reshape(1, generator.num_ws, generator.w_dim)
     elif cfg.init_candidates > 0:
@@ -175,16 +259,30 @@ def invert(
     proxy = None
     if target_points is not None and cfg.lm_gn_iters > 0:
         basis_t = basis if basis is not None else pca_basis(generator, cfg.lm_basis, cfg.lm_action_layers, cfg.seed)
-        proxy = LandmarkProxy(generator, detector, basis_t, target_points, cfg.lm_fd_step)
+        proxy = LandmarkProxy(generator, detector, basis_t, target_points, cfg.lm_fd_step, cfg.lm_fit_points)
         ws0 = proxy.fit(ws0, cfg.lm_gn_iters, notes, cancel)
     ws = ws0.clone().requires_grad_(True)
+    n_lbfgs = int(round(cfg.lbfgs_fraction * steps)) if proxy is not None or region is not None else 0
+    n_adam = steps - n_lbfgs
     opt = torch.optim.Adam([ws], lr=cfg.lr, betas=(0.9, 0.999))
-    n_app = int(cfg.appearance_first * steps) if proxy is not None else 0
+    n_app = int(cfg.appearance_first * n_adam) if proxy is not None else 0
+
+    def objective(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total loss, pixel-pyramid data term) of the code x [1, num_ws, w_dim]."""
+        img = generator.synthesis(x, noise_mode="const")
+        pix = pyramid_loss(img, target, cfg.scales, cfg.scale_weights)
+        loss = pix + cfg.w_reg * (x - w_avg).pow(2).mean()
+        loss = loss + cfg.layer_reg * (x - x.mean(1, keepdim=True)).pow(2).mean()
+        if region is not None:
+            loss = loss + cfg.region_weight * region(img)
+        if proxy is not None and proxy.ready:
+            loss = loss + cfg.lm_weight * proxy.loss(x)
+        return loss, pix
 
     losses: list[float] = []
     nme_hist: list[tuple[int, float]] = []
     best: tuple[float, float, torch.Tensor] | None = None  # (nme, loss, ws)
-    cancelled = False
+    cancelled = stopped = False
     below = 0
     step = 0
     if target_points is not None and proxy is not None:
@@ -196,20 +294,15 @@ def invert(
             nme_hist.append((0, e0))
             best = (e0, pix0, ws0.detach().clone())
     try:
-        for step in range(1, steps + 1):
+        for step in range(1, n_adam + 1):
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 step -= 1
                 break
-            lr = _lr_at(step, steps, cfg.lr)
+            lr = _lr_at(step, n_adam, cfg.lr)
             for group in opt.param_groups:
                 group["lr"] = lr
-            img = generator.synthesis(ws, noise_mode="const")
-            pix = pyramid_loss(img, target, cfg.scales, cfg.scale_weights)
-            loss = pix + cfg.w_reg * (ws - w_avg).pow(2).mean()
-            loss = loss + cfg.layer_reg * (ws - ws.mean(1, keepdim=True)).pow(2).mean()
-            if proxy is not None and proxy.ready:
-                loss = loss + cfg.lm_weight * proxy.loss(ws)
+            loss, pix = objective(ws)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if step <= n_app:  # first: colour/texture layers only, keeping the landmark fit of the action layers
@@ -231,10 +324,19 @@ def invert(
                     below = below + 1 if e < cfg.early_stop_nme else 0
                     if below >= 2:
                         notes.append(f"early stop at step {step}: NME {e:.4f} < {cfg.early_stop_nme}")
+                        stopped = True
                         break
+        if n_lbfgs > 0 and not (cancelled or stopped):
+            step, cancelled = _lbfgs_phase(ws, objective, step, steps, losses, progress, cancel, notes)
         final_ws = ws.detach().clone()
         landmark_nme = None
-        if best is not None:
+        if best is not None and not cfg.select_by_landmarks:
+            last_nme = nme_hist[-1][1] if nme_hist and nme_hist[-1][0] == step else None
+            if last_nme is None:
+                _, d = _render_and_detect(generator, final_ws, detector)
+                last_nme = nme(np.asarray(d.points, np.float32), target_points) if d.found else None
+            landmark_nme = last_nme
+        elif best is not None:
             # keep the last code unless an earlier checkpoint had clearly better landmarks (by > 0.002 NME)
             last_nme = nme_hist[-1][1] if nme_hist else None
             if last_nme is not None and nme_hist[-1][0] == step and best[0] < last_nme - 0.002:
@@ -302,14 +404,23 @@ class LandmarkProxy:
     """mediapipe linearised in a subspace of W+: finite-difference Jacobian, Levenberg-Marquardt fit, and a
     differentiable landmark loss around an anchor (see the module docstring)."""
 
-    def __init__(self, generator: Any, detector: Any, basis: Any, target_points: np.ndarray, fd_step: float) -> None:
+    def __init__(
+        self, generator: Any, detector: Any, basis: Any, target_points: np.ndarray, fd_step: float, points: str = "all"
+    ) -> None:
         import torch
 
         from engine.distill.fan import default_points
 
         self.g = generator
         self.det = detector
-        self.idx = np.asarray(default_points(), np.int64)  # iBUG-68 + irises: 78 points
+        idx = np.asarray(default_points(), np.int64)  # iBUG-68 + irises: 78 points
+        if points == "pose":  # jaw line, nose and mouth: the eyes, irises and brows are left to the region loss
+            idx = np.concatenate([idx[:17], idx[27:36], idx[48:68]])
+        elif points == "pose_iris":  # the same plus the 10 iris points (no eyelids, no brows)
+            idx = np.concatenate([idx[:17], idx[27:36], idx[48:68], idx[68:78]])
+        elif points != "all":
+            raise ValueError(f"InversionConfig.lm_fit_points must be 'all', 'pose' or 'pose_iris', got {points!r}")
+        self.idx = idx
         self.basis = basis.detach().float().to(generator.w_avg.device)  # [n, L, C]
         flat = self.basis.reshape(self.basis.shape[0], -1)
         self.pinv = torch.linalg.pinv(flat.double()).float()  # [L*C, n]: c = dws_flat @ pinv
@@ -322,6 +433,10 @@ class LandmarkProxy:
         self.ws_a: Any = None
         self.p_a: Any = None
         self.ready = False
+
+    def _err(self, q: np.ndarray) -> float:
+        """Mean distance of the fitted points [K, 2] to the target's, in the target's inter-ocular distances."""
+        return float(np.linalg.norm(q - self.pt, axis=-1).mean() / self.iod)
 
     def _detect(self, ws: Any) -> list[np.ndarray | None]:
         import torch
@@ -355,7 +470,6 @@ class LandmarkProxy:
         """Levenberg-Marquardt on the landmark error in the subspace; returns the improved ws [1, L, C]."""
         import torch
 
-        from engine.metrics import nme
 
         mu = 1e-2
         start = err = None
@@ -367,7 +481,7 @@ class LandmarkProxy:
                 notes.append("landmark fit stopped: no face on the current rendering")
                 break
             if start is None:
-                start = err = nme(p0, self.pt)
+                start = err = self._err(p0)
             e = (self.pt - p0).ravel() / self.iod
             jtj, jte = jac.T @ jac, jac.T @ e
             improved = False
@@ -376,8 +490,8 @@ class LandmarkProxy:
                 step = torch.as_tensor(delta, dtype=torch.float32, device=ws.device) @ self.basis.flatten(1)
                 cand = ws + step.reshape(ws.shape)
                 q = self._detect(cand)[0]
-                if q is not None and nme(q, self.pt) < err:
-                    ws, err, improved = cand, nme(q, self.pt), True
+                if q is not None and self._err(q) < err:
+                    ws, err, improved = cand, self._err(q), True
                     mu = max(mu / 3, 1e-4)
                     break
                 mu *= 4
@@ -390,7 +504,7 @@ class LandmarkProxy:
             if q is not None:
                 self.p_a = q
                 self.ready = True
-            notes.append(f"landmark fit: NME(78 pts) {start:.4f} -> {err:.4f}")
+            notes.append(f"landmark fit: NME({len(self.idx)} pts) {start:.4f} -> {err:.4f}")
         return ws
 
     def anchor(self, ws: Any, points_478: np.ndarray) -> None:
@@ -446,6 +560,64 @@ def _choose_start(
     best = int(np.argmin(scores))
     notes.append(f"start: candidate {best} of {len(cands)} (0 = w_avg), score {scores[best]:.4f}")
     return cands[best : best + 1].clone()
+
+
+class _StopLBFGS(Exception):
+    """Raised inside the L-BFGS closure to end the phase (budget spent or cancelled)."""
+
+
+def _lbfgs_phase(
+    ws: torch.Tensor,
+    objective: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    step: int,
+    steps: int,
+    losses: list[float],
+    progress: Callable[[int, int, float], None] | None,
+    cancel: threading.Event | None,
+    notes: list[str],
+) -> tuple[int, bool]:
+    """Polish ``ws`` [1, num_ws, w_dim] in place with L-BFGS (strong Wolfe line search) on the fixed objective for
+    the remaining ``steps - step`` evaluations; leaves the lowest-loss code evaluated. Returns (step, cancelled).
+
+    Adam's per-coordinate steps keep jittering at the end of a run; on a smooth, noise-free objective L-BFGS
+    converges far more precisely, which the small expression features (an iris shift of one pixel) need."""
+    import torch
+
+    budget = steps - step
+    count = [step]
+    best: list[Any] = [float("inf"), ws.detach().clone()]
+    was_cancelled = [False]
+    opt = torch.optim.LBFGS([ws], lr=1.0, max_iter=budget, max_eval=budget, history_size=20,
+                            tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        if cancel is not None and cancel.is_set():
+            was_cancelled[0] = True
+            raise _StopLBFGS
+        if count[0] >= steps:
+            raise _StopLBFGS
+        opt.zero_grad(set_to_none=True)
+        loss, pix = objective(ws)
+        loss.backward()
+        count[0] += 1
+        lv = float(pix.detach())
+        losses.append(lv)
+        if float(loss.detach()) < best[0]:
+            best[0], best[1] = float(loss.detach()), ws.detach().clone()
+        if progress is not None:
+            progress(count[0], steps, lv)
+        return loss
+
+    try:
+        opt.step(closure)
+    except _StopLBFGS:
+        pass
+    with torch.no_grad():
+        ws.copy_(best[1])
+    notes.append(f"L-BFGS polish: {count[0] - step} evaluations, objective {best[0]:.5f}")
+    if count[0] < steps and not was_cancelled[0] and progress is not None and losses:
+        progress(steps, steps, losses[-1])  # converged before spending the budget
+    return count[0], was_cancelled[0]
 
 
 def _lr_at(step: int, total: int, base: float) -> float:
