@@ -40,6 +40,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "plain-int8-sp-entropy": ("plain", {"calibration": "entropy"}),
     "plain-int8-sp-p99.99": ("plain", {"calibration": "percentile", "percentile": 99.99}),
     "plain-int8-sp-qop": ("plain", {"format": "qoperator"}),
+    "plain-int8-sp-dynamic": ("plain", {"mode": "dynamic", "types": "u8u8"}),  # ConvInteger, per-call input scales
+    # diagnostic: conv outputs not requantised (ORT then cannot fuse QLinearConv: fp32 convs, no speed-up)
+    "plain-int8-sp-no-output-q": ("plain", {"extra": {"OpTypesToExcludeOutputQuantization": ["Conv"]}}),
     "plain-int8-sp-fp32first4": ("plain", {"keep_fp32_first": 4}),
     "plain-int8-sp-fp32first8": ("plain", {"keep_fp32_first": 8}),
     "plain-int8-sp-fp32last4": ("plain", {"keep_fp32_last": 4}),

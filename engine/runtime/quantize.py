@@ -33,6 +33,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
+MODES = ("static", "dynamic")
 FORMATS = ("qdq", "qoperator")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 TYPES = ("u8s8", "u8u8", "s8s8")  # activations, weights
@@ -43,6 +44,8 @@ INCLUDES = ("dense", "conv")  # dense convolutions only | every Conv/ConvTranspo
 class QuantizeConfig:
     """How a synthesis model is quantised (static int8, ONNX Runtime)."""
 
+    mode: str = "static"  # "static" (calibrated scales, int8 conv outputs) | "dynamic" (ConvInteger: per-call input
+    #                       scale, int32 outputs, no calibration; use types="u8u8": ORT's u8s8 ConvInteger is slow)
     format: str = "qdq"  # "qdq" (QuantizeLinear/DequantizeLinear pairs, fused by ORT) | "qoperator" (QLinearConv)
     calibration: str = "minmax"  # activation ranges: "minmax" | "entropy" | "percentile"
     percentile: float = 99.999  # "percentile" calibration only
@@ -63,7 +66,8 @@ class QuantizeConfig:
 
     def validate(self) -> None:
         """Raise ValueError on an invalid setting."""
-        for name, value, allowed in (("format", self.format, FORMATS), ("calibration", self.calibration, CALIBRATIONS),
+        for name, value, allowed in (("mode", self.mode, MODES), ("format", self.format, FORMATS),
+                                     ("calibration", self.calibration, CALIBRATIONS),
                                      ("types", self.types, TYPES), ("include", self.include, INCLUDES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -78,7 +82,8 @@ class QuantizeConfig:
 
     def describe(self) -> str:
         """E.g. ``qdq-minmax-u8s8-pc`` (+ ``-rr``, ``-fp32first2`` ...)."""
-        s = f"{self.format}-{self.calibration}-{self.types}" + ("-pc" if self.per_channel else "-pt")
+        s = "dynamic" if self.mode == "dynamic" else f"{self.format}-{self.calibration}"
+        s += f"-{self.types}" + ("-pc" if self.per_channel else "-pt")
         s += "-rr" if self.reduce_range else ""
         s += "" if self.include == "dense" else f"-{self.include}"
         s += "" if self.transposed else "-notransp"
@@ -247,7 +252,7 @@ def quantize_onnx(
     (nodes quantised / kept, seconds, sizes). Raises ValueError when the config selects no node.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     cfg = config or QuantizeConfig()
@@ -279,20 +284,25 @@ def quantize_onnx(
                   "percentile": CalibrationMethod.Percentile}[cfg.calibration]
         extra: dict[str, Any] = {"CalibPercentile": cfg.percentile} if cfg.calibration == "percentile" else {}
         extra.update(cfg.extra)
-        quantize_static(
-            str(pre),
-            str(out),
-            WsReader(calibration_ws, input_name),
-            quant_format=QuantFormat.QDQ if cfg.format == "qdq" else QuantFormat.QOperator,
-            op_types_to_quantize=["Conv", "ConvTranspose"],
-            nodes_to_quantize=nodes,
-            per_channel=cfg.per_channel,
-            reduce_range=cfg.reduce_range,
-            activation_type=getattr(QuantType, act),
-            weight_type=getattr(QuantType, wt),
-            calibrate_method=method,
-            extra_options=extra,
-        )
+        if cfg.mode == "dynamic":
+            quantize_dynamic(str(pre), str(out), op_types_to_quantize=["Conv"], nodes_to_quantize=nodes,
+                             per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
+                             weight_type=getattr(QuantType, wt), extra_options=dict(cfg.extra))
+        else:
+            quantize_static(
+                str(pre),
+                str(out),
+                WsReader(calibration_ws, input_name),
+                quant_format=QuantFormat.QDQ if cfg.format == "qdq" else QuantFormat.QOperator,
+                op_types_to_quantize=["Conv", "ConvTranspose"],
+                nodes_to_quantize=nodes,
+                per_channel=cfg.per_channel,
+                reduce_range=cfg.reduce_range,
+                activation_type=getattr(QuantType, act),
+                weight_type=getattr(QuantType, wt),
+                calibrate_method=method,
+                extra_options=extra,
+            )
     finally:
         pre.unlink(missing_ok=True)
         sp.unlink(missing_ok=True)
@@ -303,7 +313,7 @@ def quantize_onnx(
         "subpixel_rewrites": rewritten,
         "quantized_nodes": nodes,
         "fp32_nodes": kept,
-        "calibration_samples": int(calibration_ws.shape[0]),
+        "calibration_samples": 0 if cfg.mode == "dynamic" else int(calibration_ws.shape[0]),
         "seconds": round(time.perf_counter() - t0, 1),
         "mb_fp32": round(fp32_path.stat().st_size / 2**20, 1),
         "mb_int8": round(out.stat().st_size / 2**20, 1),

@@ -90,6 +90,16 @@ def test_quantized_model_runs_int8_and_stays_close(tiny, tmp_path) -> None:
     assert got.shape == ref.shape and 15.0 < psnr(got, ref) < 60.0
 
 
+def test_dynamic_mode_uses_conv_integer(tiny, tmp_path) -> None:
+    import onnx
+
+    out = tmp_path / "dyn.onnx"
+    rep = export_int8(tiny, out, QuantizeConfig(mode="dynamic", types="u8u8"), validate=2)
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert ops.count("ConvInteger") == 21 and rep["calibration_samples"] == 0
+    assert 15.0 < rep["validation"]["psnr"] < 60.0
+
+
 def test_ort_int8_bench_backend(tiny) -> None:
     """``d2a bench --backends ort-int8``: quantised once into the (test) user cache, then reused."""
     from engine.resources import user_cache_dir
@@ -111,7 +121,7 @@ def test_ort_int8_bench_backend(tiny) -> None:
 
 
 def test_config_and_reader_errors() -> None:
-    for bad in ({"format": "qint4"}, {"calibration": "mse"}, {"types": "s8u8"}, {"include": "all"},
+    for bad in ({"mode": "qat"}, {"format": "qint4"}, {"calibration": "mse"}, {"types": "s8u8"}, {"include": "all"},
                 {"percentile": 20.0}, {"calibration_samples": 0}):
         with pytest.raises(ValueError):
             QuantizeConfig(**bad).validate()
