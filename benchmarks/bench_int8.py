@@ -11,6 +11,7 @@ Usage::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py [--variants all] [--reps 3] [--json out.json]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py --variants ref-int8-sp,plain-int8-sp --wall2
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py --sensitivity   # PSNR with one layer int8 at a time
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py --kernels       # one 3x3 conv: fp32 vs u8s8 vs u8u8
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 # name -> (source graph, QuantizeConfig kwargs; None = the fp32 graph itself)
@@ -69,6 +71,8 @@ def main() -> None:
     ap.add_argument("--wall2", action="store_true", help="also 2-thread wall clock (median of 5) of each variant")
     ap.add_argument("--sensitivity", action="store_true",
                     help="instead of the variants: quantise one dense layer of the plain graph at a time (PSNR only)")
+    ap.add_argument("--kernels", action="store_true",
+                    help="instead of the variants: GMAC/s of single 3x3 convs (paper256 shapes) in fp32, u8s8, u8u8")
     ap.add_argument("--keep", default=None, help="folder to keep the models in (default: a temporary folder)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -99,6 +103,9 @@ def main() -> None:
 
     if args.sensitivity:
         sensitivity(g, args)
+        return
+    if args.kernels:
+        kernels(args.reps)
         return
     result: dict[str, Any] = {"generator": args.generator, "load_before": list(os.getloadavg()), "rows": []}
     print(f"load before: {os.getloadavg()}", flush=True)
@@ -192,6 +199,61 @@ def sensitivity(g: torch.nn.Module, args: argparse.Namespace) -> None:
     print(f"load after: {os.getloadavg()}")
     if args.json:
         Path(args.json).write_text(json.dumps({"generator": args.generator, "sensitivity": rows}, indent=1) + "\n")
+
+
+def _conv_model(c: int, o: int, res: int, types: str | None) -> bytes:
+    """One 3x3 conv (pad 1) on [1, c, res, res]: fp32, or QDQ-wrapped (fused to QLinearConv by ONNX Runtime)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((o, c, 3, 3)) * 0.05).astype(np.float32)
+    if types is None:
+        nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])]
+        inits = [numpy_helper.from_array(w, "w")]
+    else:
+        wscale = 0.001
+        if types == "u8s8":
+            wq, wz = np.clip(np.round(w / wscale), -127, 127).astype(np.int8), np.zeros(o, np.int8)
+        else:
+            wq, wz = np.clip(np.round(w / wscale) + 128, 0, 255).astype(np.uint8), np.full(o, 128, np.uint8)
+        inits = [numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+                 numpy_helper.from_array(np.array(128, np.uint8), "z"), numpy_helper.from_array(wq, "wq"),
+                 numpy_helper.from_array(np.full(o, wscale, np.float32), "ws"), numpy_helper.from_array(wz, "wz")]
+        nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                 helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+                 helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0),
+                 helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1]),
+                 helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq"]),
+                 helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["y"])]
+    graph = helper.make_graph(nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, res, res])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]).SerializeToString()
+
+
+def kernels(reps: int) -> None:
+    """GMAC/s of ONNX Runtime's fp32 and int8 3x3 convolutions on this CPU (1 thread, CPU time, best of reps)."""
+    import onnxruntime as ort
+
+    print(f"load before: {os.getloadavg()}")
+    print("| conv | fp32 GMAC/s | u8s8 GMAC/s | u8u8 GMAC/s |")
+    print("|---|---|---|---|")
+    for c, o, res in ((512, 512, 32), (256, 256, 64), (128, 128, 128), (64, 64, 256)):
+        gmac = c * o * 9 * res * res / 1e9
+        x = np.random.default_rng(1).standard_normal((1, c, res, res)).astype(np.float32)
+        cells = []
+        for types in (None, "u8s8", "u8u8"):
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            sess = ort.InferenceSession(_conv_model(c, o, res, types), opts, providers=["CPUExecutionProvider"])
+            sess.run(None, {"x": x})
+            best = math.inf
+            for _ in range(max(reps, 3)):
+                t = time.thread_time()
+                sess.run(None, {"x": x})
+                best = min(best, time.thread_time() - t)
+            cells.append(f"{gmac / best:.1f}")
+        print(f"| {c}→{o} @ {res}² ({gmac:.2f} GMAC) | " + " | ".join(cells) + " |", flush=True)
+    print(f"load after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
