@@ -8,8 +8,11 @@ fixed seed at construction: no files are needed and two instances with the same 
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +22,8 @@ from engine.generators.faceworld import render as R
 
 _SEED_BASE = 0x0FACE  # fixed seed constant of the decoder weights (combined with FaceWorld(seed=...))
 _GEOMETRY_LAYERS = 8  # layers 0..7: pose + expression + identity geometry; 8..13: appearance
+_STATS_VERSION = 2  # bump when the statistics' computation changes (invalidates cached files)
+_STATS_MEMO: dict[str, tuple[Tensor, Tensor, Tensor]] = {}  # per-process cache of _world_stats
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,9 @@ class FaceWorldConfig:
     num_ws: int = 14  # number of style vectors (as a 256^2 StyleGAN2)
     mapping_layers: int = 8  # depth of the mapping MLP
     layers_per_param: int = 3  # every parameter is spread over this many layers
-    stats_samples: int = 4096  # samples used to compute w_avg and the score normalisation at init
+    stats_samples: int = 65536  # samples for w_avg and the score whitening (4096 left action/identity correlations
+    #                             up to 0.07, enough to leak identity into CluDistiller directions: RESULTS.md)
+    cache_stats: bool = True  # keep the statistics in the user cache folder (computing them takes a few seconds)
     render_chunk: int = 2  # eager rendering in chunks of this many images (cache-friendly); 0 = whole batch at once
 
 
@@ -81,27 +88,12 @@ class FaceWorld(nn.Module):
             for layer, m in zip(layers.tolist(), mix.tolist()):
                 proj[j, layer] = m * torch.randn(cfg.w_dim, generator=gen) / math.sqrt(cfg.w_dim)
 
-        # statistics at init (deterministic): w_avg, then decorrelate the scores within each group (ZCA whitening:
-        # the mapped w is anisotropic, so raw random projections would correlate, e.g. the two blinks) and record
-        # the std of every score under z ~ N(0, I)
-        z = torch.randn(cfg.stats_samples, cfg.z_dim, generator=gen)
-        with torch.no_grad():
-            w = self._map(z)
-            w_avg = w.mean(0)
-            groups = [
-                [j for j, k in enumerate(names) if k in P.GEOMETRY_PARAMS],
-                [j for j, k in enumerate(names) if k not in P.GEOMETRY_PARAMS],
-            ]
-            for idx in groups:
-                s = (w - w_avg) @ proj[idx].sum(1).T  # [M, G]
-                cov = s.T @ s / (len(s) - 1)
-                evals, evecs = torch.linalg.eigh(cov.double())
-                zca = (evecs * evals.clamp(min=1e-12).rsqrt()) @ evecs.T
-                proj[idx] = torch.einsum("pq,qlw->plw", zca.float(), proj[idx])
-            scores = torch.einsum("nw,pw->np", w - w_avg, proj.sum(1))
+        # statistics (deterministic): w_avg, a ZCA whitening of the scores within each group, and the std of every
+        # score under z ~ N(0, I). Computed once per world and cached (memory + user cache folder): see _world_stats.
+        proj, w_avg, score_std = _world_stats(self, proj, gen)
         self.register_buffer("proj", proj)
         self.register_buffer("w_avg", w_avg)
-        self.register_buffer("score_std", scores.std(0).clamp(min=1e-6))
+        self.register_buffer("score_std", score_std)
         squash = [P.SQUASH[name] for name in names]
         self.register_buffer("sq_is_tanh", torch.tensor([s.kind == "tanh" for s in squash], dtype=torch.float32))
         self.register_buffer("sq_gain", torch.tensor([s.gain for s in squash]))
@@ -202,3 +194,94 @@ class FaceWorld(nn.Module):
         """ws [N, 14, 512] -> analytic pixel positions [N, 2] of eye centres, irises, brow centres, nose tip,
         mouth corners, outer and inner lip centres and chin (names: see ``render.local_keypoints``)."""
         return self.keypoints_from_params(self.decode(ws))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# World statistics
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _stats_key(cfg: FaceWorldConfig) -> str:
+    fields = (_STATS_VERSION, cfg.seed, cfg.z_dim, cfg.w_dim, cfg.num_ws, cfg.mapping_layers, cfg.layers_per_param,
+              cfg.stats_samples)
+    return hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
+
+
+def _stats_file(key: str) -> Path:
+    from engine.resources import user_cache_dir
+
+    return user_cache_dir() / "faceworld" / f"stats-{key}.safetensors"
+
+
+@torch.no_grad()
+def _compute_stats(fw: FaceWorld, proj: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """w_avg, whitened projections and score stds from ``stats_samples`` mapped latents (moments summed in float64).
+
+    The scores of each group (geometry = pose + expression + identity geometry, and appearance) are decorrelated by
+    ZCA whitening against the covariance of w: the mapped w is anisotropic, so raw random projections would
+    correlate (e.g. the two blinks, or an action with an identity parameter).
+    """
+    cfg = fw.config
+    n, d, chunk = cfg.stats_samples, cfg.w_dim, 8192
+    total = torch.zeros(d, dtype=torch.float64)
+    outer = torch.zeros(d, d, dtype=torch.float64)
+    for start in range(0, n, chunk):
+        z = torch.randn(min(chunk, n - start), cfg.z_dim, generator=gen)
+        w = fw._map(z)
+        total += w.sum(0, dtype=torch.float64)
+        outer += (w.T @ w).double()  # float32 products per chunk, float64 accumulation
+    mean = total / n
+    cov = (outer - n * torch.outer(mean, mean)) / (n - 1)  # [D, D]
+    names = P.ALL_PARAMS
+    proj = proj.double()
+    groups = [
+        [j for j, k in enumerate(names) if k in P.GEOMETRY_PARAMS],
+        [j for j, k in enumerate(names) if k not in P.GEOMETRY_PARAMS],
+    ]
+    for idx in groups:
+        p = proj[idx].sum(1)  # [G, D]: ws repeats w in every layer, so a score reads the sum of its layer rows
+        evals, evecs = torch.linalg.eigh(p @ cov @ p.T)
+        zca = (evecs * evals.clamp(min=1e-12).rsqrt()) @ evecs.T
+        proj[idx] = torch.einsum("pq,qlw->plw", zca, proj[idx])
+    p = proj.sum(1)
+    std = torch.einsum("pd,de,pe->p", p, cov, p).clamp(min=1e-12).sqrt()
+    return proj.float(), mean.float(), std.float().clamp(min=1e-6)
+
+
+def _world_stats(fw: FaceWorld, proj: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """(proj [P, L, D], w_avg [D], score_std [P]) of a world: from memory, the user cache, or computed (and cached).
+
+    A cached file is only a speed-up: it holds exactly what ``_compute_stats`` returned for the same key, and an
+    unreadable or mismatching one is recomputed and replaced.
+    """
+    cfg = fw.config
+    key = _stats_key(cfg)
+    if key in _STATS_MEMO:
+        return tuple(t.clone() for t in _STATS_MEMO[key])  # type: ignore[return-value]
+    shapes = (tuple(proj.shape), (cfg.w_dim,), (proj.shape[0],))
+    stats = None
+    path = _stats_file(key) if cfg.cache_stats else None
+    if path is not None and path.is_file():
+        try:
+            from safetensors.torch import load_file
+
+            f = load_file(str(path))
+            stats = (f["proj"], f["w_avg"], f["score_std"])
+            if tuple(tuple(t.shape) for t in stats) != shapes or not all(bool(t.isfinite().all()) for t in stats):
+                stats = None
+        except Exception:  # a broken cache file is recomputed, never trusted
+            stats = None
+    if stats is None:
+        stats = _compute_stats(fw, proj, gen)
+        if path is not None:
+            try:
+                from safetensors.torch import save_file
+
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                save_file({"proj": stats[0].contiguous(), "w_avg": stats[1], "score_std": stats[2]}, str(tmp))
+                os.replace(tmp, path)
+            except OSError:
+                pass  # a read-only cache folder only costs the recomputation next time
+    _STATS_MEMO[key] = tuple(t.clone() for t in stats)  # type: ignore[assignment]
+    return stats
