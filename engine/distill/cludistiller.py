@@ -27,7 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-DEFAULT_REGIONS = ("pose", "face", "mouth", "eyes", "brows", "jaw")
+REGIONS = ("pose", "face", "mouth", "eyes", "eye_right", "eye_left", "irises", "brows", "jaw", "nose")
+DEFAULT_REGIONS = ("pose", "nose", "mouth", "eyes", "eye_right", "eye_left", "brows")  # chosen by measurement:
+#  RESULTS.md, "CluDistiller regions" (face/jaw add identity shape and little action; per-eye lids find blinks)
+POSE_REGIONS = ("pose", "nose")  # their directions form the "pose" group (the nose's shape in the aligned face shows
+#                                  pitch and yaw as foreshortening, which the whole-face normalisation hides)
 
 
 @dataclass
@@ -95,6 +99,8 @@ def region_features(points: np.ndarray, region: str) -> np.ndarray:
     * ``face``, ``jaw``, ``nose``: the region's points after the face's similarity alignment.
     * ``eyes``: each eye (6 lid points + 5 iris points) in its own corner-to-corner frame: lid aperture (blink) and
       iris position (gaze), independent of eye size/spacing and little affected by head pose.
+    * ``eye_right``, ``eye_left``: one eye's 6 lid points in its corner frame (each eye blinks on its own; with
+      the irises in the features k-means splits on gaze first). ``irises``: the 10 iris points in the eye frames.
     * ``mouth``: the 20 lip points in the mouth-corner frame (opening, smile curvature, pucker).
     * ``brows``: brow points relative to the eye centres in the aligned face (raise, frown).
     """
@@ -104,6 +110,13 @@ def region_features(points: np.ndarray, region: str) -> np.ndarray:
     if region == "eyes":
         right = _local_frame(np.concatenate([points[:, 36:42], points[:, 68:73]], 1), points[:, 36], points[:, 39])
         left = _local_frame(np.concatenate([points[:, 42:48], points[:, 73:78]], 1), points[:, 42], points[:, 45])
+        return np.concatenate([right, left], 1).reshape(n, -1)
+    if region in ("eye_right", "eye_left"):
+        lo = 36 if region == "eye_right" else 42
+        return _local_frame(points[:, lo : lo + 6], points[:, lo], points[:, lo + 3]).reshape(n, -1)
+    if region == "irises":
+        right = _local_frame(points[:, 68:73], points[:, 36], points[:, 39])
+        left = _local_frame(points[:, 73:78], points[:, 42], points[:, 45])
         return np.concatenate([right, left], 1).reshape(n, -1)
     if region == "mouth":
         return _local_frame(points[:, 48:68], points[:, 48], points[:, 54]).reshape(n, -1)
@@ -116,7 +129,7 @@ def region_features(points: np.ndarray, region: str) -> np.ndarray:
         return a[:, 0:17].reshape(n, -1)
     if region == "nose":
         return a[:, 27:36].reshape(n, -1)
-    raise ValueError(f"unknown region {region!r}; choose from pose, face, eyes, mouth, brows, jaw, nose")
+    raise ValueError(f"unknown region {region!r}; choose from {', '.join(REGIONS)}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -270,7 +283,7 @@ def find_directions(
         feats = region_features(points, region)
         labels = cluster(feats, k, config.seed)
         for v, info in collect(ws, labels, k, config):
-            info.update(region=region, k=k, group="pose" if region == "pose" else "expression")
+            info.update(region=region, k=k, group="pose" if region in POSE_REGIONS else "expression")
             dirs.append(v)
             infos.append(info)
     if not dirs:

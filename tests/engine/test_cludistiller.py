@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from engine.distill.cludistiller import CluDistillerConfig, distill, find_directions, load_directions
+from engine.distill.cludistiller import (
+    DEFAULT_REGIONS,
+    REGIONS,
+    CluDistillerConfig,
+    distill,
+    find_directions,
+    load_directions,
+    region_features,
+)
 from engine.distill.direction_check import check_directions, pca_directions, random_directions
 from engine.distill.sampling import SamplingConfig, sample_shards
 
@@ -24,8 +32,8 @@ def fw():
 def run(fw, tmp_path_factory):
     out = tmp_path_factory.mktemp("bank")
     sampling = SamplingConfig(samples=384, batch=64, seed=0)
-    cfg = CluDistillerConfig(regions=("pose", "mouth", "eyes", "brows"), ks=(2, 3, 6), effect_samples=2,
-                             max_directions=64, min_cluster=10)
+    cfg = CluDistillerConfig(regions=("pose", "nose", "mouth", "eye_right", "eye_left", "brows"), ks=(2, 3, 6),
+                             effect_samples=2, max_directions=64, min_cluster=10)
     res = distill(fw, out, sampling, cfg, progress=False)
     return out, sampling, cfg, res
 
@@ -77,3 +85,27 @@ def test_deterministic_and_resumable(fw, run) -> None:
     a, _ = find_directions(s1.ws, s1.points, cfg, progress=False)
     b, _ = find_directions(s2.ws, s2.points, cfg, progress=False)
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_region_features_are_similarity_invariant() -> None:
+    """Every normalised region (all but "pose", which keeps rotation) ignores where the face is, its size and roll."""
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(5, 78, 2)) * 0.1 + np.linspace(-1, 1, 78)[None, :, None] * np.array([1.0, 0.3])
+    pts[:, 36:48, 1] += 0.5  # eyes above the rest
+    ang = 0.3
+    rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    moved = 2.5 * pts @ rot.T + np.array([10.0, -4.0])
+    for region in REGIONS:
+        a, b = region_features(pts, region), region_features(moved, region)
+        assert a.shape[0] == 5 and a.shape == b.shape
+        if region != "pose":
+            assert np.allclose(a, b, atol=1e-9), region
+    with pytest.raises(ValueError, match="unknown region"):
+        region_features(pts, "ears")
+
+
+def test_cli_default_regions_match_the_library() -> None:
+    from engine.commands.distill import command
+
+    opt = next(p for p in command.params if p.name == "regions")
+    assert tuple(opt.default.split(",")) == DEFAULT_REGIONS
