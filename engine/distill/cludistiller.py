@@ -9,7 +9,9 @@ zero -> pruning (near-duplicates by cosine, negligible landmark effect measured 
 Normalisation per region (points: the 78-point face set, iBUG-68 + irises):
 
 * ``pose``: the whole face normalised for translation and scale ONLY, so head rotation (roll, and yaw/pitch seen
-  as foreshortening) is what the clusters split on. Its directions are labelled group "pose".
+  as foreshortening) is what the clusters split on. ``nose``: the nose points in the similarity-aligned face, whose
+  foreshortening shows pitch (the whole-face pose clusters split on yaw and roll first and never isolate pitch).
+  The directions of both are labelled group "pose".
 * every other region is normalised in a frame that removes pose (see ``region_features``: eyes and mouth in their
   own local frames, brows relative to the eyes, face/jaw after a full similarity alignment). These directions are
   labelled group "expression" and have the top pose axes projected out (``orthogonalise_to_pose``): measured on
