@@ -165,9 +165,10 @@ def _attrs(node: Any) -> dict[str, Any]:
 def subpixel_conv_transpose(model: Any) -> int:
     """Rewrite, in place, every stride-2 3x3 ConvTranspose (group 1, no padding, constant weight) of an ONNX
     ModelProto as four ordinary convolutions at the input resolution, one per output phase, followed by a
-    channel concat, DepthToSpace and a crop. Exact (the same products and sums), the same multiply-adds (9 taps
-    per input pixel: 2x2 + 2x1 + 1x2 + 1x1), and every part is an ordinary Conv that ONNX Runtime runs as a
-    QLinearConv once quantised (it has no int8 ConvTranspose kernel on the CPU). Returns the count rewritten.
+    channel concat, DepthToSpace and a crop (folded into the padding of a following Conv when possible). Exact
+    (the same products and sums), the same multiply-adds (9 taps per input pixel: 2x2 + 2x1 + 1x2 + 1x1), and
+    every part is an ordinary Conv that ONNX Runtime runs as a QLinearConv once quantised (it has no int8
+    ConvTranspose kernel on the CPU). Returns the count rewritten.
 
     Phase algebra for one axis (input length H, transposed output length 2H + 1): even outputs 2m take taps 0
     and 2 (``x[m] W[0] + x[m-1] W[2]``, a 2-tap correlation with kernel [W[2], W[0]] and one zero of padding on
@@ -177,6 +178,12 @@ def subpixel_conv_transpose(model: Any) -> int:
     from onnx import helper, numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    graph_outputs = {o.name for o in model.graph.output}
+    refolded: dict[str, list[int]] = {}  # FIR conv name -> pads with the trailing crop folded in
     new_nodes, new_inits, count = [], [], 0
     for node in model.graph.node:
         a = _attrs(node) if node.op_type == "ConvTranspose" else {}
@@ -213,15 +220,32 @@ def subpixel_conv_transpose(model: Any) -> int:
                 outs.append(out)
         cat, d2s = f"{node.output[0]}/phases", f"{node.output[0]}/d2s"
         new_nodes.append(helper.make_node("Concat", outs, [cat], name=f"{node.name}/concat", axis=1))
+        # without a bias, the extra last row and column of the [2H + 2] interleave are exactly zero (the odd
+        # phases read only padding there): a following zero-padded Conv (the FIR) can take the uncropped tensor
+        # with one less trailing pad; otherwise crop [2H + 2] -> [2H + 1] (the input's H read at run time)
+        consumer = consumers.get(node.output[0], [])
+        fir = consumer[0] if len(consumer) == 1 and consumer[0].op_type == "Conv" else None
+        fir_pads = list(_attrs(fir).get("pads", [0, 0, 0, 0])) if fir is not None else []
+        if len(node.input) < 3 and fir is not None and fir_pads[2] >= 1 and fir_pads[3] >= 1 \
+                and node.output[0] not in graph_outputs:
+            new_nodes.append(helper.make_node("DepthToSpace", [cat], [node.output[0]], name=f"{node.name}/d2s",
+                                              blocksize=2, mode="DCR"))
+            refolded[fir.name] = [fir_pads[0], fir_pads[1], fir_pads[2] - 1, fir_pads[3] - 1]
+            continue
         new_nodes.append(helper.make_node("DepthToSpace", [cat], [d2s], name=f"{node.name}/d2s", blocksize=2,
                                           mode="DCR"))
-        # crop [2H + 2] -> [2H + 1] on both spatial axes: the input's H is read from its shape (dynamic-safe)
         sn = f"{node.name}/crop"
         new_inits += [numpy_helper.from_array(np.array([0, 0], np.int64), f"{sn}.starts"),
                       numpy_helper.from_array(np.array([-1, -1], np.int64), f"{sn}.ends"),
                       numpy_helper.from_array(np.array([2, 3], np.int64), f"{sn}.axes")]
         new_nodes.append(helper.make_node("Slice", [d2s, f"{sn}.starts", f"{sn}.ends", f"{sn}.axes"],
                                           [node.output[0]], name=sn))
+    for n in new_nodes:
+        if n.name in refolded:
+            for a in n.attribute:
+                if a.name == "pads":
+                    del a.ints[:]
+                    a.ints.extend(refolded[n.name])
     if count:
         del model.graph.node[:]
         model.graph.node.extend(new_nodes)

@@ -50,6 +50,8 @@ def test_subpixel_rewrite_is_exact(tiny, tmp_path) -> None:
     phases = [r for r in after if "/phase" in r["name"]]
     assert len(phases) == 16
     assert sum(r["weight"][2] * r["weight"][3] for r in phases) == 4 * 9  # the same taps, no extra work
+    # each crop is folded into the following FIR conv's trailing padding
+    assert not [n for n in model.graph.node if n.op_type == "Slice" and n.name.endswith("/crop")]
     # node selection counts layers: the 4 phase convs of an up-conv are one layer
     nodes, kept = select_nodes(model, QuantizeConfig())
     assert len(nodes) == 21 and not kept
