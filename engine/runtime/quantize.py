@@ -50,7 +50,7 @@ INCLUDES = ("dense", "conv")  # dense convolutions only | every Conv/ConvTranspo
 
 @dataclass(frozen=True)
 class QuantizeConfig:
-    """How a synthesis model is quantised (static int8, ONNX Runtime)."""
+    """How a synthesis model is quantised (int8, ONNX Runtime CPU)."""
 
     mode: str = "static"  # "static" (calibrated scales, int8 conv outputs) | "dynamic" (ConvInteger: per-call input
     #                       scale, int32 outputs, no calibration; use types="u8u8": ORT's u8s8 ConvInteger is slow)
@@ -60,17 +60,17 @@ class QuantizeConfig:
     types: str = "u8s8"  # activation/weight int types: "u8s8" | "u8u8" | "s8s8"
     per_channel: bool = True  # per-output-channel weight scales
     reduce_range: bool = False  # 7-bit weights (avoids u8s8 int16 saturation on AVX2 without VNNI)
-    include: str = "dense"  # "dense" (3x3 and transposed 3x3 convs, group 1) | "conv" (+ FIR, ToRGB 1x1 convs)
+    include: str = "dense"  # "dense" (group 1, > 4 outputs: 3x3, up- and phase convs) | "conv" (+ FIR, ToRGB)
     transposed: bool = True  # also quantise ConvTranspose (the reference up-convs); False keeps them fp32
-    keep_fp32_first: int = 0  # the first N selected convs (lowest resolutions) stay fp32
-    keep_fp32_last: int = 0  # the last N selected convs (highest resolutions) stay fp32
+    keep_fp32_first: int = 0  # the first N selected layers (lowest resolutions) stay fp32
+    keep_fp32_last: int = 0  # the last N selected layers (highest resolutions) stay fp32
     exclude: tuple[str, ...] = ()  # node-name substrings that stay fp32
     only: tuple[str, ...] = ()  # when given: quantise only the nodes whose name contains one of these substrings
     subpixel: bool = True  # rewrite stride-2 ConvTranspose as 4 phase Convs first (int8-runnable, same MACs)
     calibration_samples: int = 16  # W+ codes (batch 1 each) from the mapping network
     psi: float = 0.7  # truncation of the calibration / validation codes
     seed: int = 1234  # calibration codes; validation uses seed + 1 (held out)
-    extra: dict[str, Any] = field(default_factory=dict)  # passed to quantize_static's extra_options
+    extra: dict[str, Any] = field(default_factory=dict)  # extra_options of quantize_static / quantize_dynamic
 
     def validate(self) -> None:
         """Raise ValueError on an invalid setting."""
@@ -224,7 +224,7 @@ def subpixel_conv_transpose(model: Any) -> int:
         # phases read only padding there): a following zero-padded Conv (the FIR) can take the uncropped tensor
         # with one less trailing pad; otherwise crop [2H + 2] -> [2H + 1] (the input's H read at run time)
         consumer = consumers.get(node.output[0], [])
-        fir = consumer[0] if len(consumer) == 1 and consumer[0].op_type == "Conv" else None
+        fir = consumer[0] if len(consumer) == 1 and consumer[0].op_type == "Conv" and consumer[0].name else None
         fir_pads = list(_attrs(fir).get("pads", [0, 0, 0, 0])) if fir is not None else []
         if len(node.input) < 3 and fir is not None and fir_pads[2] >= 1 and fir_pads[3] >= 1 \
                 and node.output[0] not in graph_outputs:
