@@ -12,6 +12,7 @@ Usage::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py --variants ref-int8-sp,plain-int8-sp --wall2
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py --sensitivity   # PSNR with one layer int8 at a time
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py --kernels       # one 3x3 conv: fp32 vs u8s8 vs u8u8
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_int8.py --weights-only  # torch: rounded weights only
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def main() -> None:
                     help="instead of the variants: quantise one dense layer of the plain graph at a time (PSNR only)")
     ap.add_argument("--kernels", action="store_true",
                     help="instead of the variants: GMAC/s of single 3x3 convs (paper256 shapes) in fp32, u8s8, u8u8")
+    ap.add_argument("--weights-only", action="store_true",
+                    help="instead of the variants: PSNR in torch with only the conv weights rounded to 7-12 bits")
     ap.add_argument("--keep", default=None, help="folder to keep the models in (default: a temporary folder)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -106,6 +109,9 @@ def main() -> None:
         return
     if args.kernels:
         kernels(args.reps)
+        return
+    if args.weights_only:
+        weights_only(g, args.validate)
         return
     result: dict[str, Any] = {"generator": args.generator, "load_before": list(os.getloadavg()), "rows": []}
     print(f"load before: {os.getloadavg()}", flush=True)
@@ -254,6 +260,31 @@ def kernels(reps: int) -> None:
             cells.append(f"{gmac / best:.1f}")
         print(f"| {c}→{o} @ {res}² ({gmac:.2f} GMAC) | " + " | ".join(cells) + " |", flush=True)
     print(f"load after: {os.getloadavg()}")
+
+
+def weights_only(g: torch.nn.Module, n: int) -> None:
+    """PSNR vs fp32 when only the dense conv weights of the synthesis are rounded (symmetric, per output channel)
+    to b bits and everything else (activations, outputs) stays fp32: the accuracy ceiling of b-bit weights."""
+    import copy
+
+    from engine.runtime.quantize import mapping_ws, psnr
+
+    ws = torch.from_numpy(mapping_ws(g, n, 1235, 0.7))
+    with torch.inference_mode():
+        ref = g.synthesis(ws, noise_mode="const").numpy()
+    print("| weight bits | PSNR per code dB |")
+    print("|---|---|")
+    for bits in (7, 8, 10, 12):
+        q = copy.deepcopy(g)
+        qmax = 2 ** (bits - 1) - 1
+        with torch.no_grad():
+            for m in q.synthesis.modules():
+                w = getattr(m, "weight", None)
+                if isinstance(w, torch.Tensor) and w.ndim == 4 and min(w.shape[0], w.shape[1]) > 4:
+                    scale = w.abs().amax(dim=(1, 2, 3), keepdim=True) / qmax
+                    w.copy_(torch.round(w / scale).clamp(-qmax, qmax) * scale)
+            out = q.synthesis(ws, noise_mode="const").numpy()
+        print(f"| {bits} | " + ", ".join(f"{psnr(out[i], ref[i]):.1f}" for i in range(n)) + " |", flush=True)
 
 
 if __name__ == "__main__":
