@@ -10,11 +10,13 @@ import torch
 from engine.runtime.bench import build_stylegan2, make_backends
 from engine.runtime.export import ExportConfig, export_synthesis, psnr, random_ws
 from engine.runtime.quantize import (
+    GRAPHS,
     QuantizeConfig,
     WsReader,
     conv_nodes,
     export_int8,
     mapping_ws,
+    quantize_synthesis,
     select_nodes,
     subpixel_conv_transpose,
 )
@@ -23,6 +25,15 @@ from engine.runtime.quantize import (
 @pytest.fixture(scope="module")
 def tiny() -> torch.nn.Module:
     return build_stylegan2("tiny64", seed=1)
+
+
+@pytest.fixture(scope="module")
+def plain_fp32(tiny, tmp_path_factory):
+    """The plain FastSynthesis graph of tiny64 (what ``export_int8`` quantises), exported once."""
+    path, fast = GRAPHS["plain"]
+    out = tmp_path_factory.mktemp("int8") / "plain.onnx"
+    export_synthesis(tiny, out, path=path, config=ExportConfig(validate=False), fast=fast)
+    return out
 
 
 def _session(path, optimized=None):
@@ -92,11 +103,11 @@ def test_quantized_model_runs_int8_and_stays_close(tiny, tmp_path) -> None:
     assert got.shape == ref.shape and 15.0 < psnr(got, ref) < 60.0
 
 
-def test_dynamic_mode_uses_conv_integer(tiny, tmp_path) -> None:
+def test_dynamic_mode_uses_conv_integer(tiny, plain_fp32, tmp_path) -> None:
     import onnx
 
     out = tmp_path / "dyn.onnx"
-    rep = export_int8(tiny, out, QuantizeConfig(mode="dynamic", types="u8u8"), validate=2)
+    rep = quantize_synthesis(tiny, plain_fp32, out, QuantizeConfig(mode="dynamic", types="u8u8"), validate=1)
     ops = [n.op_type for n in onnx.load(str(out)).graph.node]
     assert ops.count("ConvInteger") == 21 and rep["calibration_samples"] == 0
     assert 15.0 < rep["validation"]["psnr"] < 60.0
