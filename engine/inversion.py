@@ -4,7 +4,6 @@
 
 Method (numbers and choices measured in ``docs/RESULTS.md``):
 
-* **Start** at the average latent w̄ in every layer (W+ from w̄).
 * **Pixel loss on a pyramid**: mean squared error between the rendering and the target at full resolution and at
   2x, 4x, 8x, 16x average-pooled resolutions (weights ``InversionConfig.scale_weights``). The coarse levels
   give the optimiser a wide basin for head pose and face shape, the fine levels the details.
@@ -13,12 +12,25 @@ Method (numbers and choices measured in ``docs/RESULTS.md``):
 * **Start**: the best of w̄ and ``init_candidates`` random codes by landmark NME + coarse pixel loss.
 * **Landmarks** (``landmarks=True``): mediapipe is not differentiable, so it is treated as a black box and
   linearised in a small subspace B of W+ (the bundle's direction bank when given, else the top principal axes of
-  w on the action layers): the Jacobian J of the 78 face points with respect to the coefficients along B is
+  w on the action layers): the Jacobian J of the face points with respect to the coefficients along B is
   measured by finite differences (one batched render + detection per direction). A few Levenberg-Marquardt
-  steps on the landmark error then fix pose and expression, which pixel losses alone get stuck on (measured:
+  steps on the landmark error then fix the head pose, which pixel losses alone get stuck on (measured:
   RESULTS.md). During the pixel optimisation the linearised model ``p(ws) ≈ p_a + J B⁺(ws − ws_a)`` is a
-  differentiable landmark term; its anchor (ws_a, p_a) is re-detected every ``landmark_every`` steps, and the
-  re-detections also select the returned code and can stop early (``early_stop_nme``).
+  differentiable landmark term; its anchor (ws_a, p_a) is re-detected every ``landmark_every`` steps.
+  The fit uses the jaw line, nose, mouth and iris points (``lm_fit_points="pose_iris"``) but not the eyelids and
+  brows: on FaceWorld renders mediapipe's lid/brow points are biased (fitting them closed open eyes and flipped
+  the vertical gaze), and the region loss below recovers those features from the pixels instead.
+* **Region loss** (``region_weight``): the expressive features are small (an eye is ~10 px wide at 256²) and
+  hardly count in a full-image MSE. ``RegionLoss`` adds a pixel loss on boxes around the target's detected eyes
+  (with irises), brows and mouth (boxes fixed for the whole run, each region weighted equally whatever its area),
+  at several Gaussian blur levels (``region_blurs``) so that an iris or lid that is off by more than its size
+  still gets a gradient.
+* **L-BFGS polish** (``lbfgs_fraction`` of the steps, after Adam): Adam's per-coordinate steps in W+ move the
+  parameters with weak gradients (gaze, brows) slowly and keep jittering; on this smooth, noise-free objective
+  L-BFGS (strong Wolfe line search; restarted every ``lbfgs_segment`` evaluations with the landmark term
+  re-linearised at the current code) converges much further in the same number of renders.
+  The returned code is the last one (``select_by_landmarks=True`` restores the older rule: action layers from the
+  checkpoint with the best landmark NME, which undid the pixel phase's expression gains).
 * **No perceptual loss**: LPIPS/VGG weights are not available offline in this environment (no torchvision, no
   cached weights), so none is used.
 * **Pivotal tuning** (``pivotal_tuning=True``, after PTI): fine-tune a copy of the generator for
@@ -69,7 +81,9 @@ class InversionConfig:
     region_blurs: tuple[float, ...] = (0.0, 2.0, 4.0)  # Gaussian blur sigmas (pixels at 256^2) of the region loss
     region_pad: float = 0.25  # margin around each region's landmarks (fraction of the inter-ocular distance)
     lm_fit_points: str = "pose_iris"  # points of the landmark fit/term: "all" 78 | "pose" (no eyes/brows) | "pose_iris"
-    lbfgs_fraction: float = 0.6  # fraction of the steps run as a final L-BFGS polish (fixed landmark anchor)
+    lbfgs_fraction: float = 0.6  # fraction of the steps run as a final L-BFGS polish
+    lbfgs_segment: int = 25  # L-BFGS evaluations between re-linearisations of the landmark term
+    restarts: int = 1  # full runs from the best `restarts` start candidates; the lowest pixel+region loss wins
     select_by_landmarks: bool = False  # take the action layers from the best-NME checkpoint when clearly better
 
 
@@ -231,6 +245,8 @@ def invert(
     device = next((b.device for b in generator.buffers()), torch.device("cpu"))
     res = int(generator.img_resolution)
     target = _prepare_target(image_uint8, res, device)
+    if cfg.restarts > 1 and init_ws is None and cfg.init_candidates > 0 and landmarks:
+        return _invert_restarts(generator, image_uint8, target, steps, progress, cancel, pivotal_tuning, cfg, basis)
     w_avg = generator.w_avg.detach().to(device).float()
     for p in generator.parameters():
         p.requires_grad_(False)
@@ -262,7 +278,7 @@ def invert(
         proxy = LandmarkProxy(generator, detector, basis_t, target_points, cfg.lm_fd_step, cfg.lm_fit_points)
         ws0 = proxy.fit(ws0, cfg.lm_gn_iters, notes, cancel)
     ws = ws0.clone().requires_grad_(True)
-    n_lbfgs = int(round(cfg.lbfgs_fraction * steps)) if proxy is not None or region is not None else 0
+    n_lbfgs = int(round(cfg.lbfgs_fraction * steps))
     n_adam = steps - n_lbfgs
     opt = torch.optim.Adam([ws], lr=cfg.lr, betas=(0.9, 0.999))
     n_app = int(cfg.appearance_first * n_adam) if proxy is not None else 0
@@ -326,8 +342,23 @@ def invert(
                         notes.append(f"early stop at step {step}: NME {e:.4f} < {cfg.early_stop_nme}")
                         stopped = True
                         break
-        if n_lbfgs > 0 and not (cancelled or stopped):
-            step, cancelled = _lbfgs_phase(ws, objective, step, steps, losses, progress, cancel, notes)
+        seg = max(1, cfg.lbfgs_segment)
+        while n_lbfgs > 0 and step < steps and not (cancelled or stopped):
+            # L-BFGS in segments; between them the landmark term is re-linearised at the current code
+            end = min(steps, step + seg)
+            step, cancelled = _lbfgs_phase(ws, objective, step, end, steps, losses, progress, cancel)
+            if target_points is not None and not cancelled:
+                _, d = _render_and_detect(generator, ws, detector)
+                if d.found:
+                    if proxy is not None:
+                        proxy.anchor(ws.detach(), np.asarray(d.points, np.float32))
+                    nme_hist.append((step, nme(np.asarray(d.points, np.float32), target_points)))
+            if step < end:  # converged inside the segment
+                break
+        if n_lbfgs > 0:
+            notes.append(f"L-BFGS polish: {step - n_adam} evaluations in segments of {seg}")
+        if n_lbfgs > 0 and step < steps and not cancelled and progress is not None and losses:
+            progress(steps, steps, losses[-1])  # converged before spending the budget
         final_ws = ws.detach().clone()
         landmark_nme = None
         if best is not None and not cfg.select_by_landmarks:
@@ -372,6 +403,75 @@ def invert(
         seconds=time.perf_counter() - t_start,
         notes=notes,
     )
+
+
+def _invert_restarts(
+    generator: torch.nn.Module,
+    image_uint8: np.ndarray,
+    target: torch.Tensor,
+    steps: int,
+    progress: Callable[[int, int, float], None] | None,
+    cancel: threading.Event | None,
+    pivotal_tuning: bool,
+    cfg: InversionConfig,
+    basis: torch.Tensor | None,
+) -> InversionResult:
+    """``cfg.restarts`` full inversions from the best start candidates; keeps the one whose rendering has the lowest
+    pixel-pyramid + region loss (the data terms only). ``progress`` counts over all runs."""
+    import dataclasses
+
+    import torch
+
+    from engine.landmarks import create_detector
+
+    t_start = time.perf_counter()
+    notes: list[str] = []
+    w_avg = generator.w_avg.detach().float()
+    detector = create_detector("mediapipe", video_mode=False)
+    try:
+        d = detector.detect(_to_uint8(target))
+        points = np.asarray(d.points, np.float32) if d.found else None
+        starts = _choose_start(generator, target, points, detector, cfg, w_avg, notes, k=cfg.restarts)
+    finally:
+        detector.close()
+    region = RegionLoss(target, points, cfg.region_blurs, cfg.region_pad) if points is not None else None
+    sub_cfg = dataclasses.replace(cfg, restarts=1)
+    total = steps * len(starts)
+    best: tuple[float, InversionResult, int] | None = None
+    runs = 0
+    for i in range(len(starts)):
+        def sub_progress(s: int, _n: int, loss: float, off: int = i * steps) -> None:
+            if progress is not None:
+                progress(off + s, total, loss)
+
+        r = invert(generator, image_uint8, steps, progress=sub_progress, cancel=cancel, config=sub_cfg,
+                   init_ws=starts[i : i + 1], basis=basis)
+        runs += r.steps_run
+        with torch.no_grad():
+            img = generator.synthesis(r.ws, noise_mode="const")
+            score = float(pyramid_loss(img, target, cfg.scales, cfg.scale_weights))
+            if region is not None and cfg.region_weight > 0:
+                score += cfg.region_weight * float(region(img))
+        notes.append(f"run {i + 1}/{len(starts)}: data loss {score:.5f}, landmark NME {r.landmark_nme}")
+        if best is None or score < best[0]:
+            best = (score, r, i + 1)
+        if r.cancelled:
+            break
+    if best is None:
+        raise RuntimeError("no inversion run")  # unreachable: there is always at least one start
+    res = best[1]
+    notes.append(f"kept run {best[2]}")
+    tuned = None
+    if pivotal_tuning and not res.cancelled:
+        tuned = _pivotal_tuning(generator, res.ws, target, cfg, notes, progress, cancel)
+        if tuned is not None:
+            with torch.no_grad():
+                res.image = _to_uint8(tuned.synthesis(res.ws, noise_mode="const"))
+    res.generator = tuned
+    res.notes = notes + res.notes
+    res.steps_run = runs
+    res.seconds = time.perf_counter() - t_start
+    return res
 
 
 def _render_and_detect(generator: torch.nn.Module, ws: torch.Tensor, detector: Any) -> tuple[torch.Tensor, Any]:
@@ -534,9 +634,10 @@ def _choose_start(
     cfg: InversionConfig,
     w_avg: torch.Tensor,
     notes: list[str],
+    k: int = 1,
 ) -> torch.Tensor:
     """The best of w̄ and ``cfg.init_candidates`` random codes: landmark NME to the target (when detected) plus
-    the coarse pixel loss. Returns ws [1, num_ws, w_dim]."""
+    the coarse pixel loss. Returns ws [1, num_ws, w_dim] (the ``k`` best: [k, num_ws, w_dim], best first)."""
     import torch
 
     from engine.metrics import nme
@@ -557,9 +658,10 @@ def _choose_start(
                     d = detector.detect(_to_uint8(imgs[j : j + 1]))
                     lm = nme(np.asarray(d.points, np.float32), target_points) if d.found else 1.0
                 scores.append(lm + pix)
-    best = int(np.argmin(scores))
+    order = [int(i) for i in np.argsort(scores, kind="stable")[: max(1, k)]]
+    best = order[0]
     notes.append(f"start: candidate {best} of {len(cands)} (0 = w_avg), score {scores[best]:.4f}")
-    return cands[best : best + 1].clone()
+    return cands[order].clone()
 
 
 class _StopLBFGS(Exception):
@@ -570,23 +672,24 @@ def _lbfgs_phase(
     ws: torch.Tensor,
     objective: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     step: int,
+    end: int,
     steps: int,
     losses: list[float],
     progress: Callable[[int, int, float], None] | None,
     cancel: threading.Event | None,
-    notes: list[str],
 ) -> tuple[int, bool]:
-    """Polish ``ws`` [1, num_ws, w_dim] in place with L-BFGS (strong Wolfe line search) on the fixed objective for
-    the remaining ``steps - step`` evaluations; leaves the lowest-loss code evaluated. Returns (step, cancelled).
+    """Polish ``ws`` [1, num_ws, w_dim] in place with L-BFGS (strong Wolfe line search) on the objective for the
+    evaluations ``step + 1 .. end`` (of ``steps`` in all, for ``progress``); leaves the lowest-loss code evaluated.
+    Returns (last step, cancelled).
 
     Adam's per-coordinate steps keep jittering at the end of a run; on a smooth, noise-free objective L-BFGS
     converges far more precisely, which the small expression features (an iris shift of one pixel) need."""
     import torch
 
-    budget = steps - step
     count = [step]
     best: list[Any] = [float("inf"), ws.detach().clone()]
     was_cancelled = [False]
+    budget = end - step
     opt = torch.optim.LBFGS([ws], lr=1.0, max_iter=budget, max_eval=budget, history_size=20,
                             tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
@@ -594,7 +697,7 @@ def _lbfgs_phase(
         if cancel is not None and cancel.is_set():
             was_cancelled[0] = True
             raise _StopLBFGS
-        if count[0] >= steps:
+        if count[0] >= end:
             raise _StopLBFGS
         opt.zero_grad(set_to_none=True)
         loss, pix = objective(ws)
@@ -614,9 +717,6 @@ def _lbfgs_phase(
         pass
     with torch.no_grad():
         ws.copy_(best[1])
-    notes.append(f"L-BFGS polish: {count[0] - step} evaluations, objective {best[0]:.5f}")
-    if count[0] < steps and not was_cancelled[0] and progress is not None and losses:
-        progress(steps, steps, losses[-1])  # converged before spending the budget
     return count[0], was_cancelled[0]
 
 
