@@ -21,7 +21,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 NPROC=${NPROC:-2}
 if [ ! -f "$RUN/bank/directions.safetensors" ]; then
   "$PY" -m engine.cli distill --generator faceworld --samples "$SAMPLES" --seed "$SEED" --resolution 128 \
-      --k 2,3,4,6,8 --effect-samples 8 --out "$RUN/bank"
+      --k 2,3,4,6,8,12 --effect-samples 8 --out "$RUN/bank"
 fi
 "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m engine.cli train --generator faceworld --directions "$RUN/bank/directions.safetensors" \
     --out "$RUN/fan" --steps "$STEPS" --batch 32 --pairs "$PAIRS" --targets-per-source 8 --val-pairs 256 \

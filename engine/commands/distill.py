@@ -28,7 +28,7 @@ def _parse_ks(text: str) -> tuple[int, ...]:
 @click.option("--regions", default="pose,nose,mouth,eyes,eye_right,eye_left,brows", show_default=True,
               help="Comma-separated landmark regions to cluster: pose, face, mouth, eyes, eye_right, eye_left, "
                    "irises, brows, jaw, nose (pose keeps rotation; the others are normalised).")
-@click.option("--k", "ks", default="2,3,4,6,8", show_default=True, help="Cluster counts, e.g. '2-12' or '2,4,8'.")
+@click.option("--k", "ks", default="2,3,4,6,8,12", show_default=True, help="Cluster counts, e.g. '2-12' or '2,4,8'.")
 @click.option("--action-layers", default=8, show_default=True, help="Directions live on the first N latent layers.")
 @click.option("--resolution", default=128, show_default=True,
               help="FaceWorld render size for sampling/detection (ignored for checkpoints).")

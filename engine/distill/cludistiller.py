@@ -41,7 +41,7 @@ class CluDistillerConfig:
     """Clustering, collecting and pruning settings."""
 
     regions: tuple[str, ...] = DEFAULT_REGIONS
-    ks: tuple[int, ...] = (2, 3, 4, 6, 8)  # cluster counts per region
+    ks: tuple[int, ...] = (2, 3, 4, 6, 8, 12)  # cluster counts per region (12: the smile, measured: RESULTS.md)
     action_layers: int = 8  # directions live on ws[:, :action_layers]
     max_pairs_k: int = 6  # all centroid pairs up to this k; FastICA components beyond
     ica_components: int = 4  # FastICA components kept per (region, k) when k > max_pairs_k

@@ -109,3 +109,5 @@ def test_cli_default_regions_match_the_library() -> None:
 
     opt = next(p for p in command.params if p.name == "regions")
     assert tuple(opt.default.split(",")) == DEFAULT_REGIONS
+    ks = next(p for p in command.params if p.name == "ks")
+    assert tuple(int(k) for k in ks.default.split(",")) == CluDistillerConfig().ks
