@@ -25,6 +25,9 @@ zeroing the pose-group coefficients left 29 % of a head turn; see RESULTS.md). F
              the nose and face contour, which carry the head-turn cues, stay at the source)
     t_mask = t_expr with the points of disabled regions reset to the source as well
     FAN on the batch [t, t_expr, t_mask]  ->  dw_pose = dw(t) - dw(t_expr),  dw_expr = dw(t_mask)
+    dw_expr  -= its component along the bank's top ``expr_pose_axes`` pose axes (the CluDistiller removed the
+             same kind of axes from its expression directions; the FAN still answers an expression-only target
+             with some head motion: pose off left 19 % of the sample clip's head turn, 8 % with 6 axes)
     dw     = pose_on * pose_gain * dw_pose + expr_gain * dw_expr
 
 With every region on and both gains 1 this is skipped and dw = dw(t) (one FAN pass). Every FAN output is
@@ -67,6 +70,7 @@ class AnimatorConfig:
     regions: dict[str, bool] = field(default_factory=_default_regions)  # pose / eyes / mouth / brows on-off
     smoothing: float = 0.0  # One-Euro strength on the driver points: 0 = off, 1 = strong
     interpolate: int = 0  # in-between frames per step, by linear interpolation of dw (see step_frames)
+    expr_pose_axes: int = 6  # with a split: remove the bank's top-N pose axes from dw_expr (0 = off; RESULTS.md)
 
     def validate(self) -> None:
         """Raise ValueError on an invalid setting."""
@@ -79,6 +83,8 @@ class AnimatorConfig:
             raise ValueError("smoothing must be >= 0")
         if self.interpolate < 0:
             raise ValueError("interpolate must be >= 0")
+        if self.expr_pose_axes < 0:
+            raise ValueError("expr_pose_axes must be >= 0")
 
 
 class SynthesisBackend(Protocol):
@@ -234,6 +240,7 @@ class Animator:
         self.config.validate()
         self.fan = bundle.fan.to(self.device).eval()
         self.directions = bundle.directions.to(self.device, torch.float32)  # [n, num_ws, w_dim]
+        self._pose_axes_cache: dict[int, torch.Tensor | None] = {}
         self.sliders: dict[int, float] = {}
         self.source_ws: torch.Tensor | None = None
         self.source_image: np.ndarray | None = None
@@ -295,11 +302,34 @@ class Animator:
         cfg = self.config
         return not (all(cfg.regions.get(r, True) for r in REGION_NAMES) and cfg.pose_gain == 1 and cfg.expr_gain == 1)
 
+    def _pose_axes(self, rank: int) -> torch.Tensor | None:
+        """Top ``rank`` principal axes of the bank's pose directions [r, num_ws * w_dim] (None: no pose group)."""
+        import torch
+
+        if rank not in self._pose_axes_cache:
+            pose = self.bundle.group_indices("pose")
+            axes = None
+            if pose:
+                _, _, vh = torch.linalg.svd(self.directions[pose].flatten(1).double(), full_matrices=False)
+                axes = vh[: min(rank, len(pose))].to(self.directions.dtype)
+            self._pose_axes_cache[rank] = axes
+        return self._pose_axes_cache[rank]
+
     def _combine(self, dws: torch.Tensor) -> torch.Tensor:
-        """FAN outputs for [t, t_expr, t_mask] [3, L, C] -> the masked, gained dw [1, L, C]."""
+        """FAN outputs for [t, t_expr, t_mask] [3, L, C] -> the masked, gained dw [1, L, C].
+
+        dw_expr loses its component along the bank's top pose axes (``expr_pose_axes``): the CluDistiller removed the
+        same axes from its expression directions, so an expression-only target should not turn the head; the FAN
+        still returns some head motion for it (parallax of the eye and lip points).
+        """
         cfg = self.config
         pose_on = 1.0 if cfg.regions.get("pose", True) else 0.0
-        return (pose_on * cfg.pose_gain * (dws[0:1] - dws[1:2]) + cfg.expr_gain * dws[2:3]).contiguous()
+        dw_expr = dws[2:3]
+        axes = self._pose_axes(cfg.expr_pose_axes) if cfg.expr_pose_axes > 0 else None
+        if axes is not None:
+            flat = dw_expr.flatten(1)
+            dw_expr = (flat - (flat @ axes.T) @ axes).view_as(dw_expr)
+        return (pose_on * cfg.pose_gain * (dws[0:1] - dws[1:2]) + cfg.expr_gain * dw_expr).contiguous()
 
     def _slider_offset(self) -> torch.Tensor | None:
         active = {int(i): float(v) for i, v in self.sliders.items() if v}

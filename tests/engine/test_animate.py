@@ -116,9 +116,9 @@ def test_region_toggle_freezes_that_region(anim, source_ws, drivers) -> None:
     anim.config.regions["pose"] = True
     anim.step(drivers["yaw"])
     yaw_on = abs(_params(anim)["yaw"] - src["yaw"])
-    # head-turn cues survive partly in the unposed eyes/lips (parallax): measured 34 % (bundle v1) and 50 % (v2)
-    # of the turn left on this clip; pose off must still remove a clear part of it
-    assert yaw_on > 0.15 and yaw_off < 0.65 * yaw_on
+    # head-turn cues survive partly in the unposed eyes/lips (parallax): 34-50 % of the turn was left on this clip
+    # before dw_expr lost the bank's top pose axes; now 8 % (bundle v6, benchmarks/pose_split.py), 19 % without
+    assert yaw_on > 0.15 and yaw_off < 0.25 * yaw_on
 
 
 def test_gains_scale_the_motion(anim, source_ws, drivers) -> None:
