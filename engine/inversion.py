@@ -346,13 +346,24 @@ def invert(
         while n_lbfgs > 0 and step < steps and not (cancelled or stopped):
             # L-BFGS in segments; between them the landmark term is re-linearised at the current code
             end = min(steps, step + seg)
+            ws_before = ws.detach().clone()
+            nme_before = nme_hist[-1][1] if nme_hist else None
             step, cancelled = _lbfgs_phase(ws, objective, step, end, steps, losses, progress, cancel)
             if target_points is not None and not cancelled:
                 _, d = _render_and_detect(generator, ws, detector)
+                e = nme(np.asarray(d.points, np.float32), target_points) if d.found else float("inf")
+                if nme_before is not None and e > max(1.5 * nme_before, nme_before + 0.02):
+                    # a quasi-Newton step ran off (e.g. along a direction where the linearised landmark term is
+                    # wrong): keep the code from before the segment and stop polishing
+                    with torch.no_grad():
+                        ws.copy_(ws_before)
+                    notes.append(f"L-BFGS segment rejected at step {step}: NME {nme_before:.4f} -> {e:.4f}")
+                    nme_hist.append((step, nme_before))
+                    break
                 if d.found:
                     if proxy is not None:
                         proxy.anchor(ws.detach(), np.asarray(d.points, np.float32))
-                    nme_hist.append((step, nme(np.asarray(d.points, np.float32), target_points)))
+                    nme_hist.append((step, e))
             if step < end:  # converged inside the segment
                 break
         if n_lbfgs > 0:
@@ -518,8 +529,12 @@ class LandmarkProxy:
             idx = np.concatenate([idx[:17], idx[27:36], idx[48:68]])
         elif points == "pose_iris":  # the same plus the 10 iris points (no eyelids, no brows)
             idx = np.concatenate([idx[:17], idx[27:36], idx[48:68], idx[68:78]])
+        elif points == "contour_iris":  # jaw line, nose and irises only (the mouth is left to the region loss too)
+            idx = np.concatenate([idx[:17], idx[27:36], idx[68:78]])
         elif points != "all":
-            raise ValueError(f"InversionConfig.lm_fit_points must be 'all', 'pose' or 'pose_iris', got {points!r}")
+            raise ValueError(
+                f"InversionConfig.lm_fit_points must be 'all', 'pose', 'pose_iris' or 'contour_iris', got {points!r}"
+            )
         self.idx = idx
         self.basis = basis.detach().float().to(generator.w_avg.device)  # [n, L, C]
         flat = self.basis.reshape(self.basis.shape[0], -1)
