@@ -65,7 +65,9 @@ def test_bank_moves_actions_and_controls_fail(fw, run) -> None:
     r_pca = check_directions(fw, pca_directions(fw, len(bank), bank))
     r_rand = check_directions(fw, random_directions(bank, len(bank)))
     # The bank finds most facial actions as dominant, sizeable effects; the controls find (almost) none.
-    assert r_bank.targets_passed >= 5, r_bank.summary()
+    assert r_bank.targets_passed >= 6, r_bank.summary()  # measured 6 at this size (the full default bank: 8)
+    # the per-eye lid regions find a blink, the nose region (pose group) finds pitch
+    assert r_bank.targets["blink"]["passed"] and r_bank.targets["pitch"]["passed"], r_bank.summary()
     assert r_pca.targets_passed <= 1 and r_rand.targets_passed <= 1
     assert r_bank.targets_passed >= max(r_pca.targets_passed, r_rand.targets_passed) + 3
     assert not r_pca.passed and not r_rand.passed
