@@ -58,7 +58,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
 def main() -> None:
     import onnxruntime as ort
 
-    from engine.runtime.bench import build_stylegan2
+    from engine.runtime.bench import best_thread_ms, build_stylegan2
     from engine.runtime.export import ExportConfig, export_onnx, random_ws, synthesis_module
     from engine.runtime.quantize import QuantizeConfig, mapping_ws, quantize_synthesis, validate_int8
 
@@ -88,13 +88,7 @@ def main() -> None:
     x = mapping_ws(g, 1, seed=99, psi=0.7)
 
     def cpu_ms(fn) -> float:
-        fn()
-        best = math.inf
-        for _ in range(args.reps):
-            t = time.thread_time()
-            fn()
-            best = min(best, time.thread_time() - t)
-        return best * 1e3
+        return best_thread_ms(fn, args.reps)
 
     def session(path: Path, threads: int) -> Any:
         opts = ort.SessionOptions()

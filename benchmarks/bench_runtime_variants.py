@@ -15,7 +15,6 @@ import json
 import math
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ VARIANTS: dict[str, dict | None] = {
 def main() -> None:
     import onnxruntime as ort
 
-    from engine.runtime.bench import build_stylegan2
+    from engine.runtime.bench import best_thread_ms, build_stylegan2
     from engine.runtime.export import ExportConfig, SynthesisModule, export_onnx, random_ws
     from engine.runtime.fast_synthesis import FastSynthesis, FastSynthesisConfig
 
@@ -50,13 +49,7 @@ def main() -> None:
     ws = random_ws(g, 1)
 
     def cpu_ms(fn) -> float:
-        fn()
-        best = math.inf
-        for _ in range(args.reps):
-            t = time.thread_time()
-            fn()
-            best = min(best, time.thread_time() - t)
-        return best * 1e3
+        return best_thread_ms(fn, args.reps)
 
     def psnr(a: np.ndarray, b: np.ndarray) -> float:
         mse = float(np.mean((a.astype(np.float64) - b) ** 2))

@@ -205,6 +205,21 @@ def machine_info(threads: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
+def best_thread_ms(fn: Callable[[], Any], reps: int = 3) -> float:
+    """CPU time of the calling thread for one call of ``fn`` in ms: best of ``reps`` after one warm-up call.
+
+    Thread CPU time stays meaningful on a loaded machine (wall time does not); use it with one compute thread."""
+    import time
+
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.thread_time()
+        fn()
+        best = min(best, time.thread_time() - t)
+    return best * 1e3
+
+
 def _stats(values: list[float]) -> tuple[float, float]:
     """(median, p95) of a list of milliseconds."""
     if not values:
