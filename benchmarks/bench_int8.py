@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import tempfile
@@ -234,6 +233,8 @@ def kernels(reps: int) -> None:
     """GMAC/s of ONNX Runtime's fp32 and int8 3x3 convolutions on this CPU (1 thread, CPU time, best of reps)."""
     import onnxruntime as ort
 
+    from engine.runtime.bench import best_thread_ms
+
     print(f"load before: {os.getloadavg()}")
     print("| conv | fp32 GMAC/s | u8s8 GMAC/s | u8u8 GMAC/s |")
     print("|---|---|---|---|")
@@ -245,12 +246,7 @@ def kernels(reps: int) -> None:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1
             sess = ort.InferenceSession(_conv_model(c, o, res, types), opts, providers=["CPUExecutionProvider"])
-            sess.run(None, {"x": x})
-            best = math.inf
-            for _ in range(max(reps, 3)):
-                t = time.thread_time()
-                sess.run(None, {"x": x})
-                best = min(best, time.thread_time() - t)
+            best = best_thread_ms(lambda s=sess, x=x: s.run(None, {"x": x}), max(reps, 3)) / 1e3  # s
             cells.append(f"{gmac / best:.1f}")
         print(f"| {c}→{o} @ {res}² ({gmac:.2f} GMAC) | " + " | ".join(cells) + " |", flush=True)
     print(f"load after: {os.getloadavg()}")

@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
 import torch
 
 
 def main() -> None:
-    from engine.runtime.bench import build_stylegan2
+    from engine.runtime.bench import best_thread_ms, build_stylegan2, synthesis_conv_layers
     from engine.runtime.fast_synthesis import FastSynthesisConfig, _FastConv, winograd_transforms
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,39 +35,28 @@ def main() -> None:
     w = torch.randn(1, g.w_dim)
 
     def cpu_ms(fn) -> float:
-        fn()
-        best = float("inf")
-        for _ in range(args.reps):
-            t = time.thread_time()
-            fn()
-            best = min(best, time.thread_time() - t)
-        return best * 1e3
+        return best_thread_ms(fn, args.reps)
 
     rows = []
     print(f"load before: {os.getloadavg()}")
     print("| layer | in -> out ch | " + " | ".join(["option", "ms"] * 3) + " |")
     with torch.inference_mode():
-        for res in syn.block_resolutions:
-            block = getattr(syn, f"b{res}")
-            for name in ("conv0", "conv1"):
-                layer = getattr(block, name, None)
-                if layer is None:
-                    continue
-                x = torch.randn(1, layer.in_channels, res // layer.up, res // layer.up)
-                if layer.up == 1:
-                    cfgs = [FastSynthesisConfig(winograd_min_res=0),
-                            FastSynthesisConfig(winograd_min_res=4, winograd_max_res=4096)]
-                else:
-                    cfgs = [FastSynthesisConfig(up_mode=m, up_winograd_min_res=4, up_winograd_max_res=4096)
-                            for m in ("transpose", "phase", "phase-winograd")]
-                times = {}
-                for cfg in cfgs:
-                    mod = _FastConv(layer, cfg, bb, aa)
-                    times[mod.mode] = round(cpu_ms(lambda m=mod, x=x: m(x, w)), 2)
-                rows.append({"layer": f"b{res}.{name}", "in": layer.in_channels, "out": layer.out_channels,
-                             "cpu_ms": times})
-                cells = " | ".join(f"{k} | {v:.1f}" for k, v in times.items())
-                print(f"| b{res}.{name} | {layer.in_channels} -> {layer.out_channels} | {cells} |", flush=True)
+        for res, name, layer in synthesis_conv_layers(syn):
+            x = torch.randn(1, layer.in_channels, res // layer.up, res // layer.up)
+            if layer.up == 1:
+                cfgs = [FastSynthesisConfig(winograd_min_res=0),
+                        FastSynthesisConfig(winograd_min_res=4, winograd_max_res=4096)]
+            else:
+                cfgs = [FastSynthesisConfig(up_mode=m, up_winograd_min_res=4, up_winograd_max_res=4096)
+                        for m in ("transpose", "phase", "phase-winograd")]
+            times = {}
+            for cfg in cfgs:
+                mod = _FastConv(layer, cfg, bb, aa)
+                times[mod.mode] = round(cpu_ms(lambda m=mod, x=x: m(x, w)), 2)
+            rows.append({"layer": f"b{res}.{name}", "in": layer.in_channels, "out": layer.out_channels,
+                         "cpu_ms": times})
+            cells = " | ".join(f"{k} | {v:.1f}" for k, v in times.items())
+            print(f"| b{res}.{name} | {layer.in_channels} -> {layer.out_channels} | {cells} |", flush=True)
     print(f"load after: {os.getloadavg()}")
     if args.json:
         with open(args.json, "w") as f:

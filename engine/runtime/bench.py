@@ -15,7 +15,7 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,16 @@ def load_bench_generator(spec: str, device: str = "cpu") -> nn.Module:
     return load_generator(spec, device=device)
 
 
+def synthesis_conv_layers(syn: nn.Module) -> Iterator[tuple[int, str, nn.Module]]:
+    """(block resolution, "conv0"|"conv1", layer) of every modulated conv of a StyleGAN2 synthesis, in order."""
+    for res in syn.block_resolutions:
+        block = getattr(syn, f"b{res}")
+        for name in ("conv0", "conv1"):
+            layer = getattr(block, name, None)
+            if layer is not None:
+                yield res, name, layer
+
+
 def synthesis_flops(generator: nn.Module) -> float | None:
     """Analytic FLOPs (2 x multiply-adds) of one ``synthesis`` call of a StyleGAN2 (batch 1, the reference
     formulation: 3x3 convs, transposed 3x3 convs for the 2x layers, 1x1 ToRGB, FIR filters, affines,
@@ -106,20 +116,17 @@ def synthesis_flops(generator: nn.Module) -> float | None:
     if syn is None or not hasattr(syn, "block_resolutions"):
         return None
     macs = 0.0
+    for res, _, layer in synthesis_conv_layers(syn):
+        o, i, k, _ = layer.weight.shape
+        in_res = res // layer.up
+        macs += o * i * k * k * in_res * in_res  # direct or transposed conv: every input pixel meets k*k taps
+        macs += i * layer.affine.weight.shape[1] + o * i  # affine + demodulation coefficients
+        if layer.up == 2:  # FIR [4x4] on the (2r+1)^2 transposed-conv output, per channel
+            fk = layer.resample_filter.shape[-1]
+            macs += o * fk * fk * res * res
+        macs += 3 * o * res * res  # style scale, demod scale, noise/bias/act (as multiply-add equivalents)
     for res in syn.block_resolutions:
         block = getattr(syn, f"b{res}")
-        for name in ("conv0", "conv1"):
-            layer = getattr(block, name, None)
-            if layer is None:
-                continue
-            o, i, k, _ = layer.weight.shape
-            in_res = res // layer.up
-            macs += o * i * k * k * in_res * in_res  # direct or transposed conv: every input pixel meets k*k taps
-            macs += i * layer.affine.weight.shape[1] + o * i  # affine + demodulation coefficients
-            if layer.up == 2:  # FIR [4x4] on the (2r+1)^2 transposed-conv output, per channel
-                fk = layer.resample_filter.shape[-1]
-                macs += o * fk * fk * res * res
-            macs += 3 * o * res * res  # style scale, demod scale, noise/bias/act (as multiply-add equivalents)
         rgb = block.torgb
         c = rgb.weight.shape[1]
         macs += rgb.weight.shape[0] * c * res * res + c * rgb.affine.weight.shape[1] + c * res * res

@@ -9,11 +9,7 @@ import torch
 from torch import nn
 
 from engine.runtime.base import Backend, RuntimeConfig
-
-
-def _is_stylegan2(generator: nn.Module) -> bool:
-    syn = getattr(generator, "synthesis", None)
-    return isinstance(syn, nn.Module) and hasattr(syn, "block_resolutions")
+from engine.runtime.export import is_stylegan2
 
 
 class TorchBackend(Backend):
@@ -27,7 +23,7 @@ class TorchBackend(Backend):
             torch.set_num_threads(config.threads)
         self.generator = generator.eval()
         if config.path == "fast":
-            if not _is_stylegan2(generator):
+            if not is_stylegan2(generator):
                 raise ValueError("path='fast' needs a StyleGAN2 generator; FaceWorld and others run path='reference'")
             from engine.runtime.fast_synthesis import FastSynthesis, FastSynthesisConfig
 
