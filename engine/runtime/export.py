@@ -109,31 +109,14 @@ def export_onnx(
         try:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                common = {"input_names": [input_name], "output_names": [output_name], "opset_version": cfg.opset}
                 if exporter == "dynamo":
                     batch = torch.export.Dim("batch", min=1, max=1024)
-                    torch.onnx.export(
-                        module,
-                        (example,),
-                        str(out),
-                        input_names=[input_name],
-                        output_names=[output_name],
-                        dynamic_shapes={_arg_name(module): {0: batch}},
-                        opset_version=cfg.opset,
-                        dynamo=True,
-                        external_data=False,
-                        verbose=False,
-                    )
+                    extra = {"dynamic_shapes": {_arg_name(module): {0: batch}}, "dynamo": True,
+                             "external_data": False, "verbose": False}
                 else:
-                    torch.onnx.export(
-                        module,
-                        (example,),
-                        str(out),
-                        input_names=[input_name],
-                        output_names=[output_name],
-                        dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-                        opset_version=cfg.opset,
-                        dynamo=False,
-                    )
+                    extra = {"dynamic_axes": {input_name: {0: "batch"}, output_name: {0: "batch"}}, "dynamo": False}
+                torch.onnx.export(module, (example,), str(out), **common, **extra)
         except Exception as exc:  # exporter failures are diverse: report them and try the other exporter
             errors.append(f"{exporter}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             continue
