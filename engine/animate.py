@@ -304,14 +304,11 @@ class Animator:
 
     def _pose_axes(self, rank: int) -> torch.Tensor | None:
         """Top ``rank`` principal axes of the bank's pose directions [r, num_ws * w_dim] (None: no pose group)."""
-        import torch
+        from engine.distill.cludistiller import principal_axes
 
         if rank not in self._pose_axes_cache:
             pose = self.bundle.group_indices("pose")
-            axes = None
-            if pose:
-                _, _, vh = torch.linalg.svd(self.directions[pose].flatten(1).double(), full_matrices=False)
-                axes = vh[: min(rank, len(pose))].to(self.directions.dtype)
+            axes = principal_axes(self.directions[pose].double(), rank).to(self.directions.dtype) if pose else None
             self._pose_axes_cache[rank] = axes
         return self._pose_axes_cache[rank]
 
@@ -327,8 +324,9 @@ class Animator:
         dw_expr = dws[2:3]
         axes = self._pose_axes(cfg.expr_pose_axes) if cfg.expr_pose_axes > 0 else None
         if axes is not None:
-            flat = dw_expr.flatten(1)
-            dw_expr = (flat - (flat @ axes.T) @ axes).view_as(dw_expr)
+            from engine.distill.cludistiller import project_out
+
+            dw_expr = project_out(dw_expr.flatten(1), axes).view_as(dw_expr)
         return (pose_on * cfg.pose_gain * (dws[0:1] - dws[1:2]) + cfg.expr_gain * dw_expr).contiguous()
 
     def _slider_offset(self) -> torch.Tensor | None:

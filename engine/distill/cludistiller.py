@@ -296,6 +296,17 @@ def find_directions(
     return cand, infos
 
 
+def principal_axes(vectors: torch.Tensor, rank: int) -> torch.Tensor:
+    """Top ``rank`` principal axes (right singular vectors, not centred) of vectors [m, ...] -> [min(rank, m), F]."""
+    _, _, vh = torch.linalg.svd(vectors.flatten(1), full_matrices=False)
+    return vh[: min(rank, len(vectors))]
+
+
+def project_out(flat: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    """flat [m, F] without its components along the orthonormal rows of axes [r, F]."""
+    return flat - (flat @ axes.T) @ axes
+
+
 def orthogonalise_to_pose(
     cand: torch.Tensor, infos: list[dict[str, Any]], rank: int, action_layers: int
 ) -> torch.Tensor:
@@ -309,13 +320,11 @@ def orthogonalise_to_pose(
     if not pose:
         return cand
     flat = cand[:, :action_layers].flatten(1)
-    _, _, vh = torch.linalg.svd(flat[pose], full_matrices=False)
-    basis = vh[: min(rank, len(pose))]
+    basis = principal_axes(flat[pose], rank)
     out = cand.clone()
     for i, info in enumerate(infos):
         if info["group"] != "pose":
-            v = flat[i] - (flat[i] @ basis.T) @ basis
-            out[i, :action_layers] = v.view(action_layers, -1)
+            out[i, :action_layers] = project_out(flat[i : i + 1], basis).view(action_layers, -1)
             info["orthogonalised_to_pose"] = int(basis.shape[0])
     return out
 
