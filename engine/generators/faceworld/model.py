@@ -3,7 +3,8 @@
 Latent semantics mirror StyleGAN's layers: ``ws[:, 0:8]`` carry pose, expression and identity geometry, mixed
 (every parameter reads a seeded random projection of several of these layers, and action and identity
 parameters share layers); ``ws[:, 8:14]`` carry colour, texture and lighting only. All weights are drawn from a
-fixed seed at construction: no files are needed and two instances with the same seed are identical.
+fixed seed at construction: no files are needed (the world statistics are cached in the user cache folder, as
+a speed-up only) and two instances with the same seed are identical.
 """
 
 from __future__ import annotations
