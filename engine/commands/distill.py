@@ -37,12 +37,18 @@ def _parse_ks(text: str) -> tuple[int, ...]:
 @click.option("--max-directions", default=64, show_default=True)
 @click.option("--effect-samples", default=4, show_default=True,
               help="Sources rendered per candidate direction to measure its landmark effect (pruning).")
+@click.option("--localise/--no-localise", default=False, show_default=True,
+              help="Remove what expression directions change outside their region (soft null space of the "
+                   "out-of-region Jacobian; engine.distill.locality). Cleaner directions (identity moves about half "
+                   "as much), but a FAN trained on them drives FaceWorld less precisely: see docs/RESULTS.md.")
+@click.option("--locality-tau", default=2e-6, show_default=True,
+              help="Ridge strength of the localisation relative to the largest eigenvalue (smaller = stronger).")
 @click.option("--keep-images", is_flag=True, help="Also keep the rendered images in the sample shards.")
 @click.option("--batch", default=64, show_default=True, help="Samples per shard.")
 @click.option("--device", default="cpu", show_default=True)
 def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: str, ks: str, action_layers: int,
-            resolution: int, detect_size: int, max_directions: int, effect_samples: int, keep_images: bool, batch: int,
-            device: str) -> None:
+            resolution: int, detect_size: int, max_directions: int, effect_samples: int, localise: bool,
+            locality_tau: float, keep_images: bool, batch: int, device: str) -> None:
     """CluDistiller: discover latent directions by k-means over generated faces' landmarks.
 
     Writes OUT/directions.safetensors ([n, num_ws, w_dim]) and OUT/directions.json. Samples are kept in
@@ -54,6 +60,7 @@ def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: 
       d2a distill --generator ffhq.d2a.safetensors --samples 20000 --k 2-12 --detect-size 256 --out runs/ffhq
     """
     from engine.distill.cludistiller import CluDistillerConfig, distill
+    from engine.distill.locality import LocalityConfig
     from engine.distill.sampling import SamplingConfig
     from engine.generators import load_generator
 
@@ -69,6 +76,9 @@ def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: 
         action_layers=action_layers,
         max_directions=max_directions,
         effect_samples=effect_samples,
+        localise=localise,
+        prune_effect="peak" if localise else "face",
+        locality=LocalityConfig(tau=locality_tau, seed=seed),
         seed=seed,
     )
     try:

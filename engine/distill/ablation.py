@@ -7,6 +7,7 @@ on any direction bank, so FANs trained on different banks are compared on the sa
 NME (inter-ocular, 78-point face set) between G(ws_s + FAN(kp_s, kp_t)) and the target, and the no-motion NME.
 
     python -m engine.distill.ablation --bank runs/default_bundle/bank/directions.safetensors --out runs/ablation
+    python -m engine.distill.ablation --evaluate resources/models/faceworld runs/b2/fan/bundle --test-pairs 96
 
 runs, at one budget, {CluDistiller bank, PCA directions of w (GANSpace-style), random directions} (same count and
 norm), and fine-tuning vs none on a few sources; writes ``OUT/ablation.json``.
@@ -75,8 +76,10 @@ def main(argv: list[str] | None = None) -> None:
     from engine.generators import load_generator
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bank", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--bank", help="direction bank of the bank/PCA/random rows (and their norm budget)")
+    ap.add_argument("--out", help="output folder (ablation.json, one training run per row)")
+    ap.add_argument("--evaluate", nargs="+", metavar="BUNDLE",
+                    help="only score these trained bundles on the ground-truth test pairs (no training)")
     ap.add_argument("--bundle", default=None, help="trained bundle for the fine-tuning ablation (default: embedded)")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--pairs", type=int, default=1024)
@@ -86,6 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--only", default="bank,pca,random,finetune")
     a = ap.parse_args(argv)
+    if a.evaluate:
+        _evaluate_bundles(a.evaluate, a.test_pairs, a.resolution)
+        return
+    if not a.bank or not a.out:
+        ap.error("--bank and --out are required (unless --evaluate)")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     res_file = out / "ablation.json"
@@ -135,6 +143,19 @@ def main(argv: list[str] | None = None) -> None:
             }
             res_file.write_text(json.dumps(results, indent=1))
     print(json.dumps({k: v.get("test", v) if isinstance(v, dict) else v for k, v in results.items()}, indent=1))
+
+
+def _evaluate_bundles(paths: list[str], test_pairs: int, resolution: int) -> None:
+    """Print each bundle's FAN score on the bank-independent test pairs (JSON lines)."""
+    from engine.bundle import load_bundle
+    from engine.distill.sampling import LandmarkRenderer
+    from engine.generators import load_generator
+
+    fw = load_generator("faceworld", resolution=resolution)
+    ws_s, ws_t = action_transfer(fw, test_pairs)
+    with LandmarkRenderer(fw) as renderer:
+        for path in paths:
+            print(json.dumps({"bundle": path, **evaluate_fan(load_bundle(path).fan, renderer, ws_s, ws_t)}), flush=True)
 
 
 @torch.no_grad()

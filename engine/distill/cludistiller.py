@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.distill.locality import LocalityConfig
+
 REGIONS = ("pose", "face", "mouth", "eyes", "eye_right", "eye_left", "irises", "brows", "jaw", "nose")
 DEFAULT_REGIONS = ("pose", "nose", "mouth", "eyes", "eye_right", "eye_left", "brows")  # chosen by measurement:
 #  RESULTS.md, "CluDistiller regions" (face/jaw add identity shape and little action; per-eye lids find blinks)
@@ -47,10 +49,15 @@ class CluDistillerConfig:
     ica_components: int = 4  # FastICA components kept per (region, k) when k > max_pairs_k
     min_cluster: int = 20  # clusters smaller than this are ignored
     dup_cosine: float = 0.9  # |cos| above this -> near-duplicate, the one with the smaller effect is dropped
-    min_effect: float = 0.02  # prune directions whose mean landmark displacement < this (x inter-ocular)
+    min_effect: float = 0.02  # prune directions whose landmark effect (prune_effect) < this (x inter-ocular)
     effect_samples: int = 4  # sources used to measure the landmark effect of a direction
     max_directions: int = 64  # keep at most this many (regions in turn, largest effect first)
     orthogonalise_pose: int = 3  # project the top-N pose axes out of expression directions (0 = off)
+    prune_effect: str = "face"  # landmark effect that pruning ranks/thresholds by: "face" (mean over all points) or
+    #                             "peak" (largest region mean; needed with localise: a localised blink moves 12 points)
+    localise: bool = False  # remove what expression directions change outside their region (engine.distill.locality):
+    #                         identity/action 0.27 -> 0.13 on FaceWorld, but the FAN drives less precisely (RESULTS.md)
+    locality: LocalityConfig = field(default_factory=LocalityConfig)
     seed: int = 0
 
 
@@ -210,6 +217,9 @@ def region_effects(src: np.ndarray, tgt: np.ndarray, found: np.ndarray) -> dict[
             eff[name] = float(disp[:, idx].mean())
     # Non-rigid part: displacement left after a full similarity alignment of both.
     eff["expression"] = float(np.linalg.norm(align_similarity(t) - align_similarity(s), axis=-1).mean())
+    # The largest per-region mean displacement (pruning ranks by it with prune_effect="peak": a blink moves 12 of
+    # 78 points, so the whole-face mean of a localised blink direction is small although its eyelids move a lot).
+    eff["peak"] = max(v for k, v in eff.items() if k != "expression")
     return eff
 
 
@@ -227,6 +237,12 @@ def measure_effects(
     return effects
 
 
+def _effect(info: dict[str, Any], key: str) -> float:
+    """A candidate's landmark effect for pruning (x inter-ocular): ``key`` "face" or "peak" (see the config)."""
+    eff = info["effect"]
+    return float(eff.get(key, eff["face"]))
+
+
 def prune(
     directions: torch.Tensor, infos: list[dict[str, Any]], config: CluDistillerConfig
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
@@ -237,7 +253,7 @@ def prune(
     the small but essential eyelid and brow motions (measured: brows kept 3 of 48 slots that way).
     """
     regions: dict[str, list[int]] = {}
-    for i in sorted(range(len(infos)), key=lambda i: -infos[i]["effect"]["face"]):
+    for i in sorted(range(len(infos)), key=lambda i: -_effect(infos[i], config.prune_effect)):
         regions.setdefault(str(infos[i].get("region")), []).append(i)
     order = [i for group in itertools.zip_longest(*regions.values()) for i in group if i is not None]
     kept: list[int] = []
@@ -245,7 +261,7 @@ def prune(
     unit = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-8)
     for i in order:
         info = infos[i]
-        if info["effect"]["face"] < config.min_effect:
+        if _effect(info, config.prune_effect) < config.min_effect:
             info["pruned"] = "negligible effect"
             continue
         if kept:
@@ -354,6 +370,8 @@ def distill(
         g = torch.Generator().manual_seed(config.seed + 7919)
         z = torch.randn(config.effect_samples, generator.z_dim, generator=g)
         base = map_z(generator, z, sampling.truncation_psi)
+        if config.localise:
+            cand = _localise(cand, infos, generator, renderer, base, config, progress)
         effects = measure_effects(cand, renderer, base, progress)
     finally:
         if own:
@@ -385,6 +403,28 @@ def distill(
     }
     (out / "directions.json").write_text(json.dumps(doc, indent=1))
     return DistillResult(dirs, kept, stats)
+
+
+def _localise(
+    cand: torch.Tensor, infos: list[dict[str, Any]], generator: torch.nn.Module, renderer: Any, base: torch.Tensor,
+    config: CluDistillerConfig, progress: bool,
+) -> torch.Tensor:
+    """Localise the expression candidates, then give each back its own region's landmark effect (measured on the
+    same sources before and after: the soft projection also shrinks the action a little)."""
+    from engine.distill.locality import REGION_EFFECT_KEYS, amplitude_factor, localise_directions
+
+    todo = set(REGION_EFFECT_KEYS) & set(config.locality.regions)
+    idx = [i for i, info in enumerate(infos) if info["group"] == "expression" and info["region"] in todo]
+    if not idx:
+        return cand
+    before = measure_effects(cand[idx], renderer, base, progress)
+    out = localise_directions(cand, infos, generator, renderer, config.locality, config.action_layers, progress)
+    after = measure_effects(out[idx], renderer, base, progress)
+    for j, i in enumerate(idx):
+        f = amplitude_factor(infos[i]["region"], before[j], after[j], config.locality.rescale_cap)
+        out[i] = out[i] * f
+        infos[i]["localised_rescale"] = round(f, 4)
+    return out
 
 
 def load_directions(path: str | Path) -> tuple[torch.Tensor, list[dict[str, Any]]]:
