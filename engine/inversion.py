@@ -31,6 +31,11 @@ Method (numbers and choices measured in ``docs/RESULTS.md``):
   re-linearised at the current code) converges much further in the same number of renders.
   The returned code is the last one (``select_by_landmarks=True`` restores the older rule: action layers from the
   checkpoint with the best landmark NME, which undid the pixel phase's expression gains).
+* **Region search** (``region_search`` sweeps, last): an eyelid is bistable for gradient steps (once shut it stays
+  shut: with 2 threads 2 of the eval's 3 renders ended with a closed eye). The landmark-fit basis is localised to
+  each eye (optionally the brows) around the current code (``engine.distill.locality``: ridge against the Jacobian of
+  the pixels outside the region's boxes) and a coordinate line search along those directions keeps any step that
+  lowers the data loss (numbers: RESULTS.md, "Inversion: a localised line search").
 * **No perceptual loss**: LPIPS/VGG weights are not available offline in this environment (no torchvision, no
   cached weights), so none is used.
 * **Pivotal tuning** (``pivotal_tuning=True``, after PTI): fine-tune a copy of the generator for
@@ -85,6 +90,11 @@ class InversionConfig:
     lbfgs_segment: int = 25  # L-BFGS evaluations between re-linearisations of the landmark term
     restarts: int = 1  # full runs from the best `restarts` start candidates; the lowest pixel+region loss wins
     select_by_landmarks: bool = False  # take the action layers from the best-NME checkpoint when clearly better
+    region_search: int = 1  # sweeps of the final localised line search (0 = off; a deeply shut eye needs 2-3)
+    region_search_regions: tuple[str, ...] = ("eye_right", "eye_left")  # engine.distill.locality regions (+ "brows":
+    #                                         no held-out gain for 5 s more, RESULTS.md)
+    region_search_probes: int = 32  # pixel probes of each region's out-of-region Jacobian
+    region_search_grid: tuple[float, ...] = (-2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0)  # steps along a direction
 
 
 @dataclass
@@ -371,9 +381,15 @@ def invert(
         if n_lbfgs > 0 and step < steps and not cancelled and progress is not None and losses:
             progress(steps, steps, losses[-1])  # converged before spending the budget
         final_ws = ws.detach().clone()
+        moved = False
+        if cfg.region_search > 0 and target_points is not None and not cancelled:
+            search_basis = basis if basis is not None else pca_basis(
+                generator, cfg.lm_basis, cfg.lm_action_layers, cfg.seed)
+            final_ws, moved = _region_search(generator, final_ws, target, target_points, region, search_basis, cfg,
+                                             w_avg, notes, cancel)
         landmark_nme = None
         if best is not None and not cfg.select_by_landmarks:
-            last_nme = nme_hist[-1][1] if nme_hist and nme_hist[-1][0] == step else None
+            last_nme = nme_hist[-1][1] if nme_hist and nme_hist[-1][0] == step and not moved else None
             if last_nme is None:
                 _, d = _render_and_detect(generator, final_ws, detector)
                 last_nme = nme(np.asarray(d.points, np.float32), target_points) if d.found else None
@@ -414,6 +430,74 @@ def invert(
         seconds=time.perf_counter() - t_start,
         notes=notes,
     )
+
+
+def _region_search(
+    generator: Any, ws: Any, target: Any, target_points: np.ndarray, region: RegionLoss | None, basis: Any,
+    cfg: InversionConfig, w_avg: Any, notes: list[str], cancel: threading.Event | None,
+) -> tuple[Any, bool]:
+    """Final line search along the basis directions localised to each small region (ws [1, num_ws, w_dim] ->
+    (ws, moved)).
+
+    An eyelid is bistable for a gradient method: once the optimiser has closed an open eye, opening it raises the
+    loss before it lowers it (measured: with 2 threads, 2 of the eval's 3 renders ended with a closed right eye).
+    Here every basis direction is first localised to one region (each eye, the brows) around *this* face
+    (``engine.distill.locality``: the ridge against the Jacobian of the pixels outside that region's boxes,
+    estimated at ws), so that moving along it opens or closes that eye, moves its iris or the brows without
+    changing the rest of the face; then, direction by direction, the best of ``cfg.region_search_grid`` steps (by
+    the data loss: pixel pyramid + region loss) is taken when it lowers the loss. Sweeps stop early when one finds
+    nothing. Generic: needs only the generator's gradients and the target's landmarks.
+    """
+    import torch
+
+    from engine.distill.locality import outside_gram, region_mask, ridge_filter
+    from engine.landmarks import schema
+
+    L = cfg.lm_action_layers
+    size = int(generator.img_resolution)
+    p78 = schema.to_face(np.asarray(target_points, np.float32))
+    dirs = []
+    for name in cfg.region_search_regions:
+        mask = region_mask(p78, name, size)[None]
+        filt = ridge_filter(outside_gram(generator, ws, mask, cfg.region_search_probes, L, cfg.seed), 2e-6)
+        d = basis.detach().float().clone()
+        d[:, :L] = d[:, :L] @ filt.to(d.device, d.dtype)
+        dirs.append(d)
+    dirs_t = torch.cat(dirs)
+    grid = torch.tensor(cfg.region_search_grid, dtype=ws.dtype, device=ws.device)
+
+    @torch.no_grad()
+    def data_loss(x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for i in range(0, len(x), 8):
+            img = generator.synthesis(x[i : i + 8], noise_mode="const")
+            for j in range(len(img)):
+                xi, im = x[i + j : i + j + 1], img[j : j + 1]
+                v = pyramid_loss(im, target, cfg.scales, cfg.scale_weights)
+                v = v + cfg.w_reg * (xi - w_avg).pow(2).mean()
+                v = v + cfg.layer_reg * (xi - xi.mean(1, keepdim=True)).pow(2).mean()
+                if region is not None:
+                    v = v + cfg.region_weight * region(im)
+                out.append(v)
+        return torch.stack(out)
+
+    cur = float(data_loss(ws)[0])
+    start, moves = cur, 0
+    for _ in range(cfg.region_search):
+        moves_before = moves
+        for v in dirs_t:
+            if cancel is not None and cancel.is_set():
+                break
+            cand = ws + grid[:, None, None] * v[None]
+            losses = data_loss(cand)
+            j = int(losses.argmin())
+            if float(losses[j]) < cur:
+                ws, cur, moves = cand[j : j + 1].clone(), float(losses[j]), moves + 1
+        if moves == moves_before:  # converged: a whole sweep found nothing better
+            break
+    notes.append(f"region search: {moves} moves along {len(dirs_t)} localised directions "
+                 f"({', '.join(cfg.region_search_regions)}), loss {start:.5f} -> {cur:.5f}")
+    return ws, moves > 0
 
 
 def _invert_restarts(

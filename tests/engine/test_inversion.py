@@ -137,3 +137,26 @@ def test_region_loss_weighs_the_eyes_like_the_whole_face(fw, target) -> None:
         reg = {k: float(region(v)) for k, v in (("gaze", gaze), ("back", back))}
     assert float(region(t)) == 0.0
     assert reg["gaze"] / pyr["gaze"] > 20 * reg["back"] / pyr["back"], (reg, pyr)
+
+
+def test_region_search_opens_a_wrongly_closed_eye(fw, target) -> None:
+    """The bistable-eyelid trap: from the true code with the right eye shut, gradient steps would stay there; the
+    final region search (basis localised to each eye around this face; 3 sweeps for an eye this deeply shut) opens it
+    and leaves the pose alone; without it the eye stays shut."""
+    from engine.inversion import InversionConfig, invert
+    from engine.metrics import param_errors
+
+    ws_true, image = target
+    shut = _shift_scores(fw, ws_true, {"blink_right": 1.5})
+    names = ("blink_right", "blink_left", "yaw", "pitch", "roll")
+    before = param_errors(fw, shut, ws_true, names)
+    assert before["blink_right"] > 0.5  # the start has the eye (mostly) closed
+    cfg = InversionConfig(lm_gn_iters=0, lm_basis=12, region_search=3, region_search_probes=16,
+                          region_search_regions=("eye_right", "eye_left"))
+    off = invert(fw, image, steps=0, init_ws=shut, config=InversionConfig(lm_gn_iters=0, region_search=0))
+    assert param_errors(fw, off.ws, ws_true, names)["blink_right"] == pytest.approx(before["blink_right"])
+    res = invert(fw, image, steps=0, init_ws=shut, config=cfg)
+    after = param_errors(fw, res.ws, ws_true, names)
+    assert after["blink_right"] < 0.15 and after["blink_left"] < 0.1, (before, after)
+    assert max(after[k] for k in ("yaw", "pitch", "roll")) < 0.02, after
+    assert any(n.startswith("region search:") for n in res.notes)
