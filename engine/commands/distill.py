@@ -77,7 +77,6 @@ def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: 
         max_directions=max_directions,
         effect_samples=effect_samples,
         localise=localise,
-        prune_effect="peak" if localise else "face",
         locality=LocalityConfig(tau=locality_tau, seed=seed),
         seed=seed,
     )

@@ -49,12 +49,12 @@ class CluDistillerConfig:
     ica_components: int = 4  # FastICA components kept per (region, k) when k > max_pairs_k
     min_cluster: int = 20  # clusters smaller than this are ignored
     dup_cosine: float = 0.9  # |cos| above this -> near-duplicate, the one with the smaller effect is dropped
-    min_effect: float = 0.02  # prune directions whose landmark effect (prune_effect) < this (x inter-ocular)
+    min_effect: float = 0.02  # prune directions whose landmark effect < this (x inter-ocular): the whole-face mean
+    #                           displacement, or with localise the largest region mean ("peak": a localised blink
+    #                           moves 12 of 78 points)
     effect_samples: int = 4  # sources used to measure the landmark effect of a direction
     max_directions: int = 64  # keep at most this many (regions in turn, largest effect first)
     orthogonalise_pose: int = 3  # project the top-N pose axes out of expression directions (0 = off)
-    prune_effect: str = "face"  # landmark effect that pruning ranks/thresholds by: "face" (mean over all points) or
-    #                             "peak" (largest region mean; needed with localise: a localised blink moves 12 points)
     localise: bool = False  # remove what expression directions change outside their region (engine.distill.locality):
     #                         identity/action 0.27 -> 0.13 on FaceWorld, but the FAN drives less precisely (RESULTS.md)
     locality: LocalityConfig = field(default_factory=LocalityConfig)
@@ -217,8 +217,8 @@ def region_effects(src: np.ndarray, tgt: np.ndarray, found: np.ndarray) -> dict[
             eff[name] = float(disp[:, idx].mean())
     # Non-rigid part: displacement left after a full similarity alignment of both.
     eff["expression"] = float(np.linalg.norm(align_similarity(t) - align_similarity(s), axis=-1).mean())
-    # The largest per-region mean displacement (pruning ranks by it with prune_effect="peak": a blink moves 12 of
-    # 78 points, so the whole-face mean of a localised blink direction is small although its eyelids move a lot).
+    # The largest per-region mean displacement (pruning ranks by it with localise: a blink moves 12 of 78 points,
+    # so the whole-face mean of a localised blink direction is small although its eyelids move a lot).
     eff["peak"] = max(v for k, v in eff.items() if k != "expression")
     return eff
 
@@ -238,7 +238,7 @@ def measure_effects(
 
 
 def _effect(info: dict[str, Any], key: str) -> float:
-    """A candidate's landmark effect for pruning (x inter-ocular): ``key`` "face" or "peak" (see the config)."""
+    """A candidate's landmark effect for pruning (x inter-ocular): ``key`` "face" or "peak" (see min_effect)."""
     eff = info["effect"]
     return float(eff.get(key, eff["face"]))
 
@@ -252,8 +252,9 @@ def prune(
     region represented: ranking by raw landmark effect alone would fill the bank with head-pose directions and drop
     the small but essential eyelid and brow motions (measured: brows kept 3 of 48 slots that way).
     """
+    key = "peak" if config.localise else "face"
     regions: dict[str, list[int]] = {}
-    for i in sorted(range(len(infos)), key=lambda i: -_effect(infos[i], config.prune_effect)):
+    for i in sorted(range(len(infos)), key=lambda i: -_effect(infos[i], key)):
         regions.setdefault(str(infos[i].get("region")), []).append(i)
     order = [i for group in itertools.zip_longest(*regions.values()) for i in group if i is not None]
     kept: list[int] = []
@@ -261,7 +262,7 @@ def prune(
     unit = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-8)
     for i in order:
         info = infos[i]
-        if _effect(info, config.prune_effect) < config.min_effect:
+        if _effect(info, key) < config.min_effect:
             info["pruned"] = "negligible effect"
             continue
         if kept:
