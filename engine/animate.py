@@ -358,14 +358,10 @@ class Animator:
             return v
         filt = self._local_filters.get(region)
         if filt is None:
-            from engine.distill.locality import outside_gram, region_mask, ridge_filter
-            from engine.landmarks import schema
+            from engine.distill.locality import source_filter
 
-            size = int(self.generator.img_resolution)
-            pts = schema.to_face(self.source_points) * (size / self.source_image.shape[1])
-            mask = region_mask(pts, region, size)[None]
-            gram = outside_gram(self.generator, self.source_ws, mask, probes=40, action_layers=SLIDER_LAYERS)
-            filt = ridge_filter(gram, 2e-6).to(v.device, v.dtype)
+            pts = self.source_points * (int(self.generator.img_resolution) / self.source_image.shape[1])
+            filt = source_filter(self.generator, self.source_ws, pts, region, 40, SLIDER_LAYERS).to(v.device, v.dtype)
             self._local_filters[region] = filt
         out = v.clone()
         out[:SLIDER_LAYERS] = v[:SLIDER_LAYERS] @ filt

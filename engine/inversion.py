@@ -283,8 +283,10 @@ def invert(
     else:
         ws0 = w_avg[None, None].expand(1, generator.num_ws, generator.w_dim)
     proxy = None
+    basis_t = basis
+    if basis_t is None and target_points is not None and (cfg.lm_gn_iters > 0 or cfg.region_search > 0):
+        basis_t = pca_basis(generator, cfg.lm_basis, cfg.lm_action_layers, cfg.seed)
     if target_points is not None and cfg.lm_gn_iters > 0:
-        basis_t = basis if basis is not None else pca_basis(generator, cfg.lm_basis, cfg.lm_action_layers, cfg.seed)
         proxy = LandmarkProxy(generator, detector, basis_t, target_points, cfg.lm_fd_step, cfg.lm_fit_points)
         ws0 = proxy.fit(ws0, cfg.lm_gn_iters, notes, cancel)
     ws = ws0.clone().requires_grad_(True)
@@ -296,11 +298,7 @@ def invert(
     def objective(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(total loss, pixel-pyramid data term) of the code x [1, num_ws, w_dim]."""
         img = generator.synthesis(x, noise_mode="const")
-        pix = pyramid_loss(img, target, cfg.scales, cfg.scale_weights)
-        loss = pix + cfg.w_reg * (x - w_avg).pow(2).mean()
-        loss = loss + cfg.layer_reg * (x - x.mean(1, keepdim=True)).pow(2).mean()
-        if region is not None:
-            loss = loss + cfg.region_weight * region(img)
+        loss, pix = _data_loss(img, x, target, region, cfg, w_avg)
         if proxy is not None and proxy.ready:
             loss = loss + cfg.lm_weight * proxy.loss(x)
         return loss, pix
@@ -383,9 +381,7 @@ def invert(
         final_ws = ws.detach().clone()
         moved = False
         if cfg.region_search > 0 and target_points is not None and not cancelled:
-            search_basis = basis if basis is not None else pca_basis(
-                generator, cfg.lm_basis, cfg.lm_action_layers, cfg.seed)
-            final_ws, moved = _region_search(generator, final_ws, target, target_points, region, search_basis, cfg,
+            final_ws, moved = _region_search(generator, final_ws, target, target_points, region, basis_t, cfg,
                                              w_avg, notes, cancel)
         landmark_nme = None
         if best is not None and not cfg.select_by_landmarks:
@@ -432,6 +428,19 @@ def invert(
     )
 
 
+def _data_loss(
+    img: torch.Tensor, x: torch.Tensor, target: torch.Tensor, region: RegionLoss | None, cfg: InversionConfig,
+    w_avg: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixel pyramid + regularisers + region loss, pixel pyramid) of one rendering img [1, 3, H, W] of x."""
+    pix = pyramid_loss(img, target, cfg.scales, cfg.scale_weights)
+    loss = pix + cfg.w_reg * (x - w_avg).pow(2).mean()
+    loss = loss + cfg.layer_reg * (x - x.mean(1, keepdim=True)).pow(2).mean()
+    if region is not None:
+        loss = loss + cfg.region_weight * region(img)
+    return loss, pix
+
+
 def _region_search(
     generator: Any, ws: Any, target: Any, target_points: np.ndarray, region: RegionLoss | None, basis: Any,
     cfg: InversionConfig, w_avg: Any, notes: list[str], cancel: threading.Event | None,
@@ -450,16 +459,12 @@ def _region_search(
     """
     import torch
 
-    from engine.distill.locality import outside_gram, region_mask, ridge_filter
-    from engine.landmarks import schema
+    from engine.distill.locality import source_filter
 
     L = cfg.lm_action_layers
-    size = int(generator.img_resolution)
-    p78 = schema.to_face(np.asarray(target_points, np.float32))
     dirs = []
     for name in cfg.region_search_regions:
-        mask = region_mask(p78, name, size)[None]
-        filt = ridge_filter(outside_gram(generator, ws, mask, cfg.region_search_probes, L, cfg.seed), 2e-6)
+        filt = source_filter(generator, ws, target_points, name, cfg.region_search_probes, L, seed=cfg.seed)
         d = basis.detach().float().clone()
         d[:, :L] = d[:, :L] @ filt.to(d.device, d.dtype)
         dirs.append(d)
@@ -471,14 +476,8 @@ def _region_search(
         out = []
         for i in range(0, len(x), 8):
             img = generator.synthesis(x[i : i + 8], noise_mode="const")
-            for j in range(len(img)):
-                xi, im = x[i + j : i + j + 1], img[j : j + 1]
-                v = pyramid_loss(im, target, cfg.scales, cfg.scale_weights)
-                v = v + cfg.w_reg * (xi - w_avg).pow(2).mean()
-                v = v + cfg.layer_reg * (xi - xi.mean(1, keepdim=True)).pow(2).mean()
-                if region is not None:
-                    v = v + cfg.region_weight * region(im)
-                out.append(v)
+            out += [_data_loss(img[j : j + 1], x[i + j : i + j + 1], target, region, cfg, w_avg)[0]
+                    for j in range(len(img))]
         return torch.stack(out)
 
     cur = float(data_loss(ws)[0])

@@ -68,9 +68,9 @@ def region_mask(points: np.ndarray, region: str, size: int, pad: float = 0.15, m
     margin = pad * iod + 1.0
     c = torch.arange(size, dtype=torch.float64) + 0.5
     mask = torch.zeros(size, size, dtype=torch.bool)
+    down = mouth_down * iod if region == "mouth" else 0.0
     for part in REGION_PARTS[region]:
         lo, hi = p[list(part)].min(0), p[list(part)].max(0)
-        down = mouth_down * iod if region == "mouth" else 0.0
         inside_x = (c >= lo[0] - margin) & (c <= hi[0] + margin)
         inside_y = (c >= lo[1] - margin) & (c <= hi[1] + margin + down)
         mask |= inside_y[:, None] & inside_x[None, :]
@@ -113,6 +113,20 @@ def ridge_filter(gram: torch.Tensor, tau: float) -> torch.Tensor:
     lam = lam.clamp_min(0.0)
     t = max(float(tau) * float(lam.max()), 1e-30)
     return (vec * (t / (lam + t))) @ vec.T
+
+
+def source_filter(
+    generator: torch.nn.Module, ws: torch.Tensor, points_478: np.ndarray, region: str, probes: int,
+    action_layers: int, tau: float = LocalityConfig.tau, seed: int = 0,
+) -> torch.Tensor:
+    """The localising filter [D, D] (float64) of ``region`` around ONE code ws [1, L, D], its box placed by that
+    face's mediapipe landmarks [478, 2] (pixels of the generator's image). Used by the inversion's region search
+    and the Animator's sliders; ``localise_directions`` averages over several rendered sources instead."""
+    from engine.landmarks import schema
+
+    size = int(generator.img_resolution)
+    mask = region_mask(schema.to_face(np.asarray(points_478, np.float32)), region, size)[None]
+    return ridge_filter(outside_gram(generator, ws, mask, probes, action_layers, seed), tau)
 
 
 def localise_directions(
@@ -171,7 +185,7 @@ REGION_EFFECT_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def amplitude_factor(region: str, before: dict[str, float], after: dict[str, float], cap: float = 4.0) -> float:
+def amplitude_factor(region: str, before: dict[str, float], after: dict[str, float], cap: float) -> float:
     """Scale (1..cap) that gives a localised direction back its region's landmark effect measured before."""
     keys = REGION_EFFECT_KEYS.get(region, ())
     b = max((before.get(k, 0.0) for k in keys), default=0.0)

@@ -59,10 +59,10 @@ def test_ridge_filter_removes_the_high_energy_subspace() -> None:
 
 
 def test_amplitude_factor() -> None:
-    assert amplitude_factor("eye_left", {"eyes": 0.2, "irises": 0.1}, {"eyes": 0.05, "irises": 0.01}) == 4.0
-    assert amplitude_factor("mouth", {"mouth": 0.2}, {"mouth": 0.1}) == pytest.approx(2.0)
-    assert amplitude_factor("mouth", {"mouth": 0.1}, {"mouth": 0.2}) == 1.0  # never shrinks
-    assert amplitude_factor("brows", {"brows": 0.1}, {"brows": 0.0}) == 1.0
+    assert amplitude_factor("eye_left", {"eyes": 0.2, "irises": 0.1}, {"eyes": 0.05, "irises": 0.01}, 4.0) == 4.0
+    assert amplitude_factor("mouth", {"mouth": 0.2}, {"mouth": 0.1}, 4.0) == pytest.approx(2.0)
+    assert amplitude_factor("mouth", {"mouth": 0.1}, {"mouth": 0.2}, 4.0) == 1.0  # never shrinks
+    assert amplitude_factor("brows", {"brows": 0.1}, {"brows": 0.0}, 4.0) == 1.0
 
 
 def test_localisation_removes_identity_and_keeps_the_blink() -> None:
