@@ -63,7 +63,8 @@ def command(
     bar = tqdm(total=steps, desc="invert", unit="step")
 
     def progress(i: int, n: int, loss: float) -> None:
-        bar.update(1)
+        bar.total = n  # the Gauss-Newton polish adds its iterations to the steps
+        bar.update(i - bar.n)
         bar.set_postfix(loss=f"{loss:.4f}")
 
     res = invert(

@@ -36,7 +36,10 @@ def test_inversion_converges_on_a_render(fw, target) -> None:
     res = invert(fw, image, steps=40, config=cfg, progress=lambda i, n, loss: calls.append((i, n, loss)))
     assert res.ws.shape == (1, fw.num_ws, fw.w_dim)
     assert res.image.shape == image.shape and res.image.dtype == np.uint8
-    assert [c[0] for c in calls] == list(range(1, 41)) and calls[0][1] == 40
+    total = 40 + cfg.gn_iters  # the optimisation steps, then the Gauss-Newton polish's iterations
+    assert [c[0] for c in calls[:40]] == list(range(1, 41)) and {c[1] for c in calls} == {total}
+    assert calls[-1][0] == total and all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
+    assert any(n.startswith("Gauss-Newton polish") for n in res.notes)
     assert res.losses[-1] < res.losses[0]
     # landmarks close to the target's, pose recovered much better than the average face
     assert res.landmark_nme is not None and res.landmark_nme < 0.05
@@ -104,7 +107,8 @@ def test_lbfgs_polish_brings_back_a_shifted_expression(fw, target) -> None:
     names = fw.ACTION_PARAMS
     before = param_errors(fw, start, ws_true, names)
     assert min(before[k] for k in moved) > 0.15  # the start is clearly wrong on every shifted parameter
-    res = invert(fw, image, steps=30, config=InversionConfig(lm_gn_iters=0, lbfgs_fraction=1.0), init_ws=start)
+    res = invert(fw, image, steps=30, config=InversionConfig(lm_gn_iters=0, lbfgs_fraction=1.0, gn_iters=0),
+                 init_ws=start)
     after = param_errors(fw, res.ws, ws_true, names)
     assert np.mean(list(after.values())) < min(0.08, 0.5 * np.mean(list(before.values()))), after
     assert max(after[k] for k in ("yaw", "pitch", "roll")) < 0.02, after
@@ -160,3 +164,39 @@ def test_region_search_opens_a_wrongly_closed_eye(fw, target) -> None:
     assert after["blink_right"] < 0.15 and after["blink_left"] < 0.1, (before, after)
     assert max(after[k] for k in ("yaw", "pitch", "roll")) < 0.02, after
     assert any(n.startswith("region search:") for n in res.notes)
+
+
+def test_gauss_newton_polish_finds_the_parameter_subspace_and_converges(fw, target) -> None:
+    """From a wrong gaze, brow, smile and jaw, the Gauss-Newton polish finds on its own (random residual
+    probes) a subspace of W+ about as large as FaceWorld's parameter count, and converges there to the true
+    expression (mean error well below the L-BFGS test's tolerance), the pixel loss falling by orders of magnitude
+    to the floor set by the target's 8-bit quantisation (where the weakest parameters, brows and vertical gaze,
+    stay a few hundredths off)."""
+    from engine.inversion import InversionConfig, _gauss_newton, _prepare_target, pyramid_loss
+    from engine.landmarks import create_detector
+    from engine.metrics import param_errors
+
+    ws_true, image = target
+    moved = {"gaze_x": -0.8, "gaze_y": 0.8, "brow_raise": 0.8, "smile": 0.8, "jaw_open": 0.6}
+    start = _shift_scores(fw, ws_true, moved)
+    det = create_detector("mediapipe", video_mode=False)
+    try:
+        points = np.asarray(det.detect(image).points, np.float32)
+    finally:
+        det.close()
+    t = _prepare_target(image, fw.img_resolution, torch.device("cpu"))
+    cfg = InversionConfig(gn_probes=56)
+    notes: list[str] = []
+    ticks: list[tuple[int, float]] = []
+    out, moved_flag = _gauss_newton(fw, start, t, points, cfg, notes, None, lambda i, loss: ticks.append((i, loss)))
+    names = fw.ACTION_PARAMS
+    before, after = param_errors(fw, start, ws_true, names), param_errors(fw, out, ws_true, names)
+    assert min(before[k] for k in ("gaze_x", "gaze_y", "brow_raise", "smile", "jaw_open")) > 0.1, before
+    assert moved_flag and ticks and ticks[0][0] == 1
+    assert max(after[k] for k in moved) < 0.08 and np.mean(list(after.values())) < 0.02, after
+    dims = int(notes[-1].split("in a ")[1].split("-dimensional")[0])
+    assert 35 <= dims <= 50, notes  # FaceWorld renders 47 parameters (15 actions, 18 geometry, 14 appearance)
+    with torch.no_grad():
+        loss = [float(pyramid_loss(fw.synthesis(w), t, cfg.scales, cfg.scale_weights)) for w in (start, out)]
+        floor = float(pyramid_loss(fw.synthesis(ws_true), t, cfg.scales, cfg.scale_weights))  # uint8 rounding
+    assert loss[1] < 1e-2 * loss[0] and loss[1] < 10 * floor, (loss, floor)
