@@ -258,6 +258,32 @@ def test_analytic_keypoints_match_detection(fw256: FaceWorld, detector) -> None:
             assert err < 0.25, (i, name, err)
 
 
+def test_a_pucker_is_not_an_identity_change(fw256: FaceWorld) -> None:
+    """A pucker narrows the mouth and thickens the lips, which a narrower mouth and thicker lips (identity) also do;
+    it must still look different (it rounds the lips), or no inversion or landmark clustering could ever tell the
+    expression from the identity. Same mouth width and lip thickness from other parameters -> a visibly other mouth."""
+    from engine.generators.faceworld import render as R
+
+    with torch.no_grad():
+        fw = fw256
+        p = fw.decode(_ws(fw, 8, seed=5))
+        q = {k: v.clone() for k, v in p.items()}
+        q["pucker"] = p["pucker"] + 0.25
+        q["lip_thickness"] = torch.zeros_like(p["pucker"])
+        g = R.geometry(p)
+        for _ in range(3):  # solve the identity parameters that restore the mouth width and lip thickness
+            gq = R.geometry(q)
+            mw = q["mouth_width"]
+            q["mouth_width"] = mw + (g["mouth_w"] / gq["mouth_w"] - 1) / 0.07 * (1 + 0.07 * mw)
+            q["lip_thickness"] = q["lip_thickness"] + (g["lip_up"] / gq["lip_up"] - 1) / 0.25 * (
+                1 + 0.25 * q["lip_thickness"] + 0.3 * q["pucker"])
+        gq = R.geometry(q)
+        for k in ("mouth_w", "lip_up", "lip_dn", "mouth_y", "smile_curve"):
+            torch.testing.assert_close(gq[k], g[k], atol=1e-5, rtol=0)
+        diff = (fw.render_params(p) - fw.render_params(q)).abs().flatten(1).max(1).values
+    assert float(diff.min()) > 0.03, diff  # [-1, 1] images: several 8-bit levels on the lips (before: 7e-7)
+
+
 def test_gradients_and_inversion_of_pose_and_expression(fw64: FaceWorld) -> None:
     fw = fw64
     ws = _ws(fw, 2, seed=8).requires_grad_(True)

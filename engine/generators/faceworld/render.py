@@ -312,8 +312,11 @@ def feature_texture(p: Params, g: dict[str, Tensor], col: dict[str, Tensor], siz
     up_in = base + _b(g["gap_up"]) * par
     dn_in = base - _b(g["gap_dn"]) * par
     bow = 1 - 0.35 * torch.exp((-30.0 * u * u).clamp(min=-30.0))  # cupid's bow dip
-    up_out = up_in + _b(g["lip_up"]) * par * bow + 0.004
-    dn_out = dn_in - _b(g["lip_dn"]) * par - 0.004
+    # a pucker also rounds the lips (fuller towards the corners): a shape that no mouth width or lip thickness makes,
+    # so the expression is not confounded with those identity parameters (narrower + thicker alone would be)
+    lip_par = par * (1 + 2.0 * _b(p["pucker"]) * (1 - par))
+    up_out = up_in + _b(g["lip_up"]) * lip_par * bow + 0.004
+    dn_out = dn_in - _b(g["lip_dn"]) * lip_par - 0.004
     across = _sig((1 - u.abs()) * mw * k)
     over(col["lips"], _band(qy, dn_out, up_out, k) * across)
     inner = _band(qy, dn_in, up_in, k) * _sig((0.97 - u.abs()) * mw * k)
