@@ -33,13 +33,14 @@ Method (numbers and choices measured in ``docs/RESULTS.md``):
   checkpoint with the best landmark NME, which undid the pixel phase's expression gains).
 * **Region search** (``region_search`` sweeps, last): an eyelid is bistable for gradient steps (once shut it stays
   shut: with 2 threads 2 of the eval's 3 renders ended with a closed eye). The landmark-fit basis is localised to
-  each eye (optionally the brows) around the current code (``engine.distill.locality``: ridge against the Jacobian of
-  the pixels outside the region's boxes) and a coordinate line search along those directions keeps any step that
-  lowers the data loss (numbers: RESULTS.md, "Inversion: a localised line search").
-* **Gauss-Newton polish** (``gn_iters``, last): Levenberg-Marquardt on the pixel residuals (pyramid + region loss)
-  in the dominant row space of their Jacobian, found by random residual probes (FaceWorld: a 44-46-dimensional
-  subspace, its parameter count). On a noise-free target it converges to the 8-bit quantisation floor where
-  first-order steps crawl (mean action error of the eval's renders 0.056 -> 0.016; RESULTS.md, session 4).
+  each eye, the brows and the mouth around the current code (``engine.distill.locality``: ridge against the
+  Jacobian of the pixels outside the region's boxes) and a coordinate line search along those directions keeps any
+  step that lowers the data loss (numbers: RESULTS.md, "Inversion: a localised line search"). The same escapes a
+  saturated frown or pucker (a squashed "on" that gradient steps cannot turn off).
+* **Gauss-Newton polish** (``gn_iters``, after the search): Levenberg-Marquardt on the pixel residuals (pyramid +
+  region loss) in the dominant row space of their Jacobian, found by random residual probes (FaceWorld: a
+  44-47-dimensional subspace, its parameter count). On a noise-free target it converges to the 8-bit
+  quantisation floor where first-order steps crawl (RESULTS.md, session 4).
 * **No perceptual loss**: LPIPS/VGG weights are not available offline in this environment (no torchvision, no
   cached weights), so none is used.
 * **Pivotal tuning** (``pivotal_tuning=True``, after PTI): fine-tune a copy of the generator for
@@ -95,8 +96,9 @@ class InversionConfig:
     restarts: int = 1  # full runs from the best `restarts` start candidates; the lowest pixel+region loss wins
     select_by_landmarks: bool = False  # take the action layers from the best-NME checkpoint when clearly better
     region_search: int = 1  # sweeps of the final localised line search (0 = off; a deeply shut eye needs 2-3)
-    region_search_regions: tuple[str, ...] = ("eye_right", "eye_left")  # engine.distill.locality regions (+ "brows":
-    #                                         no held-out gain for 5 s more, RESULTS.md)
+    region_search_regions: tuple[str, ...] = ("eye_right", "eye_left", "brows", "mouth")  # engine.distill.locality
+    #   regions; the brows and mouth pay off with the Gauss-Newton polish after them (a saturated frown or pucker is
+    #   switched off by a localised step, then re-fitted; RESULTS.md, session 4)
     region_search_probes: int = 32  # pixel probes of each region's out-of-region Jacobian
     region_search_grid: tuple[float, ...] = (-2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0)  # steps along a direction
     gn_iters: int = 10  # last: Gauss-Newton (Levenberg-Marquardt) iterations on the pixel residuals (0 = off)
@@ -481,9 +483,9 @@ def _region_search(
 
     An eyelid is bistable for a gradient method: once the optimiser has closed an open eye, opening it raises the
     loss before it lowers it (measured: with 2 threads, 2 of the eval's 3 renders ended with a closed right eye).
-    Here every basis direction is first localised to one region (each eye, the brows) around *this* face
+    Here every basis direction is first localised to one region (each eye, the brows, the mouth) around *this* face
     (``engine.distill.locality``: the ridge against the Jacobian of the pixels outside that region's boxes,
-    estimated at ws), so that moving along it opens or closes that eye, moves its iris or the brows without
+    estimated at ws), so that moving along it opens or closes that eye, moves its iris, the brows or the lips without
     changing the rest of the face; then, direction by direction, the best of ``cfg.region_search_grid`` steps (by
     the data loss: pixel pyramid + region loss) is taken when it lowers the loss. Sweeps stop early when one finds
     nothing. Generic: needs only the generator's gradients and the target's landmarks.

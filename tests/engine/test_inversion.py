@@ -32,7 +32,7 @@ def test_inversion_converges_on_a_render(fw, target) -> None:
 
     ws_true, image = target
     calls: list[tuple[int, int, float]] = []
-    cfg = InversionConfig(init_candidates=8, lm_gn_iters=3, lm_basis=12, landmark_every=10)
+    cfg = InversionConfig(init_candidates=8, lm_gn_iters=3, lm_basis=12, landmark_every=10, gn_iters=4)
     res = invert(fw, image, steps=40, config=cfg, progress=lambda i, n, loss: calls.append((i, n, loss)))
     assert res.ws.shape == (1, fw.num_ws, fw.w_dim)
     assert res.image.shape == image.shape and res.image.dtype == np.uint8
@@ -107,8 +107,8 @@ def test_lbfgs_polish_brings_back_a_shifted_expression(fw, target) -> None:
     names = fw.ACTION_PARAMS
     before = param_errors(fw, start, ws_true, names)
     assert min(before[k] for k in moved) > 0.15  # the start is clearly wrong on every shifted parameter
-    res = invert(fw, image, steps=30, config=InversionConfig(lm_gn_iters=0, lbfgs_fraction=1.0, gn_iters=0),
-                 init_ws=start)
+    res = invert(fw, image, steps=30, init_ws=start,
+                 config=InversionConfig(lm_gn_iters=0, lbfgs_fraction=1.0, gn_iters=0, region_search=0))
     after = param_errors(fw, res.ws, ws_true, names)
     assert np.mean(list(after.values())) < min(0.08, 0.5 * np.mean(list(before.values()))), after
     assert max(after[k] for k in ("yaw", "pitch", "roll")) < 0.02, after
