@@ -408,14 +408,18 @@ def invert(
                                              w_avg, notes, cancel)
         if polish > 0 and not cancelled:
 
+            polish_loss = [losses[-1] if losses else 0.0]
+
             def tick(i: int, loss: float) -> None:
+                polish_loss[0] = loss
                 if progress is not None:
                     progress(steps + i, total, loss)
 
-            final_ws, polished = _gauss_newton(generator, final_ws, target, target_points, cfg, notes, cancel, tick)
+            final_ws, polished = _gauss_newton(generator, final_ws, target, target_points, region, cfg, notes,
+                                               cancel, tick)
             moved = moved or polished
             if progress is not None:
-                progress(total, total, losses[-1] if losses else 0.0)
+                progress(total, total, polish_loss[0])  # the polish may stop before its last iteration
         landmark_nme = None
         if best is not None and not cfg.select_by_landmarks:
             last_nme = nme_hist[-1][1] if nme_hist and nme_hist[-1][0] == step and not moved else None
@@ -472,6 +476,17 @@ def _data_loss(
     if region is not None:
         loss = loss + cfg.region_weight * region(img)
     return loss, pix
+
+
+def _pixel_residuals(img: torch.Tensor, target: torch.Tensor, region: RegionLoss | None,
+                     cfg: InversionConfig) -> torch.Tensor:
+    """The data terms without the regularisers (pixel pyramid + weighted region loss) as residuals [N, R]."""
+    import torch
+
+    r = pyramid_residuals(img, target, cfg.scales, cfg.scale_weights)
+    if region is None:
+        return r
+    return torch.cat([r, region.residuals(img) * cfg.region_weight**0.5], 1)
 
 
 def _region_search(
@@ -533,11 +548,12 @@ def _region_search(
 
 
 def _gauss_newton(
-    generator: Any, ws: Any, target: Any, target_points: np.ndarray | None, cfg: InversionConfig, notes: list[str],
-    cancel: threading.Event | None, tick: Callable[[int, float], None],
+    generator: Any, ws: Any, target: Any, target_points: np.ndarray | None, region: RegionLoss | None,
+    cfg: InversionConfig, notes: list[str], cancel: threading.Event | None, tick: Callable[[int, float], None],
 ) -> tuple[Any, bool]:
     """Last phase: Levenberg-Marquardt on the pixel residuals (pyramid + region loss, no regulariser) in the
     dominant subspace of their Jacobian (ws [1, num_ws, w_dim] -> (ws, moved)); ``tick(iteration, loss)``.
+    ``region`` is the objective's region loss, rebuilt here from ``target_points`` when the renders are pooled.
 
     A render depends on far fewer numbers than W+ holds (FaceWorld: its ~47 parameters; a StyleGAN2: a spectrum
     that decays fast), so the Jacobian J of the residuals with respect to W+ has a small dominant row space. It is
@@ -553,18 +569,14 @@ def _gauss_newton(
     import torch.nn.functional as F
 
     f = max(1, int(target.shape[-1]) // max(1, cfg.gn_resolution))
-    tgt = F.avg_pool2d(target, f) if f > 1 else target
-    region = None
-    if target_points is not None and cfg.region_weight > 0:
-        region = RegionLoss(tgt, np.asarray(target_points, np.float32) / f, cfg.region_blurs, cfg.region_pad)
+    tgt = target
+    if f > 1:
+        tgt = F.avg_pool2d(target, f)
+        if region is not None and target_points is not None:
+            region = RegionLoss(tgt, np.asarray(target_points, np.float32) / f, cfg.region_blurs, cfg.region_pad)
 
     def residuals(img: torch.Tensor) -> torch.Tensor:
-        if f > 1:
-            img = F.avg_pool2d(img, f)
-        r = pyramid_residuals(img, tgt, cfg.scales, cfg.scale_weights)
-        if region is not None:
-            r = torch.cat([r, region.residuals(img) * cfg.region_weight**0.5], 1)
-        return r
+        return _pixel_residuals(F.avg_pool2d(img, f) if f > 1 else img, tgt, region, cfg)
 
     x = ws.detach().clone().requires_grad_(True)
     r = residuals(generator.synthesis(x, noise_mode="const"))
@@ -655,9 +667,7 @@ def _invert_restarts(
         runs += r.steps_run
         with torch.no_grad():
             img = generator.synthesis(r.ws, noise_mode="const")
-            score = float(pyramid_loss(img, target, cfg.scales, cfg.scale_weights))
-            if region is not None and cfg.region_weight > 0:
-                score += cfg.region_weight * float(region(img))
+            score = float(_pixel_residuals(img, target, region, cfg).pow(2).sum())
         notes.append(f"run {i + 1}/{len(starts)}: data loss {score:.5f}, landmark NME {r.landmark_nme}")
         if best is None or score < best[0]:
             best = (score, r, i + 1)

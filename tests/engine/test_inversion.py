@@ -172,7 +172,7 @@ def test_gauss_newton_polish_finds_the_parameter_subspace_and_converges(fw, targ
     expression (mean error well below the L-BFGS test's tolerance), the pixel loss falling by orders of magnitude
     to the floor set by the target's 8-bit quantisation (where the weakest parameters, brows and vertical gaze,
     stay a few hundredths off)."""
-    from engine.inversion import InversionConfig, _gauss_newton, _prepare_target, pyramid_loss
+    from engine.inversion import InversionConfig, RegionLoss, _gauss_newton, _prepare_target, pyramid_loss
     from engine.landmarks import create_detector
     from engine.metrics import param_errors
 
@@ -188,7 +188,9 @@ def test_gauss_newton_polish_finds_the_parameter_subspace_and_converges(fw, targ
     cfg = InversionConfig(gn_probes=56)
     notes: list[str] = []
     ticks: list[tuple[int, float]] = []
-    out, moved_flag = _gauss_newton(fw, start, t, points, cfg, notes, None, lambda i, loss: ticks.append((i, loss)))
+    region = RegionLoss(t, points, cfg.region_blurs, cfg.region_pad)
+    out, moved_flag = _gauss_newton(fw, start, t, points, region, cfg, notes, None,
+                                    lambda i, loss: ticks.append((i, loss)))
     names = fw.ACTION_PARAMS
     before, after = param_errors(fw, start, ws_true, names), param_errors(fw, out, ws_true, names)
     assert min(before[k] for k in ("gaze_x", "gaze_y", "brow_raise", "smile", "jaw_open")) > 0.1, before
