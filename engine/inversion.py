@@ -20,6 +20,11 @@ Method (numbers and choices measured in ``docs/RESULTS.md``):
   The fit uses the jaw line, nose, mouth and iris points (``lm_fit_points="pose_iris"``) but not the eyelids and
   brows: on FaceWorld renders mediapipe's lid/brow points are biased (fitting them closed open eyes and flipped
   the vertical gaze), and the region loss below recovers those features from the pixels instead.
+* **Appearance by style mixing** (``appearance_mix``, after the landmark fit): the fitted action layers are
+  combined with the appearance layers (>= ``lm_action_layers``) of each start candidate and the lowest pixel
+  loss is kept. A colour whose right value lies beyond worse ones (FaceWorld's cyclic background and shirt hues)
+  is a basin gradient steps never leave; before, a wrong shirt or background dragged the expression fit off
+  (RESULTS.md, session 5).
 * **Region loss** (``region_weight``): the expressive features are small (an eye is ~10 px wide at 256²) and
   hardly count in a full-image MSE. ``RegionLoss`` adds a pixel loss on boxes around the target's detected eyes
   (with irises), brows and mouth (boxes fixed for the whole run, each region weighted equally whatever its area),
@@ -80,6 +85,7 @@ class InversionConfig:
     init_candidates: int = 64  # random codes (z ~ N(0, I), psi below) scored to choose the start; 0 = start at w̄
     init_psi: float = 0.7  # truncation of the candidate codes
     init_batch: int = 16  # candidates rendered per batch
+    appearance_mix: bool = True  # after the landmark fit, try each candidate's appearance layers (style mixing)
     seed: int = 0  # seed of the candidate codes (the whole inversion is deterministic for a seed)
     lm_basis: int = 24  # landmark fit subspace without a bank: top principal axes of w on the action layers
     lm_action_layers: int = 8  # layers the landmark subspace acts on
@@ -105,6 +111,7 @@ class InversionConfig:
     gn_probes: int = 64  # random residual probes that span the Jacobian's dominant row space (its subspace of W+)
     gn_rank_tol: float = 1e-5  # keep the subspace directions with a singular value above this share of the largest
     gn_fd_step: float = 0.02  # finite-difference step along each subspace direction (W+ units)
+    gn_damping_floor: float = 1e-3  # Marquardt damping uses max(diag(JᵀJ), this x its largest entry)
     gn_resolution: int = 256  # residuals on renders average-pooled to at most this size (J is [directions, pixels])
 
 
@@ -310,6 +317,8 @@ def invert(
     if target_points is not None and cfg.lm_gn_iters > 0:
         proxy = LandmarkProxy(generator, detector, basis_t, target_points, cfg.lm_fd_step, cfg.lm_fit_points)
         ws0 = proxy.fit(ws0, cfg.lm_gn_iters, notes, cancel)
+    if cfg.appearance_mix and cfg.init_candidates > 0 and init_ws is None:
+        ws0 = _mix_appearance(generator, ws0, target, _candidate_codes(generator, cfg, w_avg), cfg, notes)
     ws = ws0.clone().requires_grad_(True)
     n_lbfgs = int(round(cfg.lbfgs_fraction * steps))
     polish = max(0, cfg.gn_iters) if steps > 0 else 0  # steps=0 returns the start: no polish either
@@ -606,8 +615,12 @@ def _gauss_newton(
         jac = (residuals_of(cur + cfg.gn_fd_step * dirs) - r0) / cfg.gn_fd_step  # [m, R]
         jtj, jtr = jac @ jac.T, jac @ r0
         before = cost
+        # Marquardt's scale-invariant damping (diag JᵀJ) with a floor: along a direction the pixels hardly see
+        # (a squashed parameter near its bound, a near-confound) it would allow huge steps, which walked codes
+        # hundreds of standard deviations out into saturated, wrong basins (RESULTS.md, session 5)
+        damp = jtj.diagonal().clamp_min(max(cfg.gn_damping_floor * float(jtj.diagonal().max()), 1e-12))
         while lam <= 1e4:
-            a = jtj + lam * torch.diag(jtj.diagonal().clamp_min(1e-12))
+            a = jtj + lam * torch.diag(damp)
             cand = cur + (torch.linalg.solve(a, -jtr) @ basis).reshape(cur.shape)
             rc = residuals_of(cand)[0]
             c = float(rc.pow(2).sum())
@@ -862,11 +875,8 @@ def _choose_start(
 
     from engine.metrics import nme
 
-    gen = torch.Generator().manual_seed(cfg.seed)
-    z = torch.randn(cfg.init_candidates, generator.z_dim, generator=gen).to(w_avg.device)
+    cands = _candidate_codes(generator, cfg, w_avg)
     with torch.no_grad():
-        cands = torch.cat([w_avg[None, None].expand(1, generator.num_ws, generator.w_dim),
-                           generator.mapping(z, None, truncation_psi=cfg.init_psi).float()])
         scores = []
         coarse = tuple(s for s in cfg.scales if s >= 4) or cfg.scales[-1:]
         for i in range(0, len(cands), cfg.init_batch):
@@ -882,6 +892,40 @@ def _choose_start(
     best = order[0]
     notes.append(f"start: candidate {best} of {len(cands)} (0 = w_avg), score {scores[best]:.4f}")
     return cands[order].clone()
+
+
+def _candidate_codes(generator: torch.nn.Module, cfg: InversionConfig, w_avg: torch.Tensor) -> torch.Tensor:
+    """w̄ and ``cfg.init_candidates`` random codes (seed ``cfg.seed``, truncation ``cfg.init_psi``): [1 + n, L, D]."""
+    import torch
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    z = torch.randn(cfg.init_candidates, generator.z_dim, generator=gen).to(w_avg.device)
+    with torch.no_grad():
+        return torch.cat([w_avg[None, None].expand(1, generator.num_ws, generator.w_dim),
+                          generator.mapping(z, None, truncation_psi=cfg.init_psi).float()])
+
+
+def _mix_appearance(generator: torch.nn.Module, ws: torch.Tensor, target: torch.Tensor, cands: torch.Tensor,
+                    cfg: InversionConfig, notes: list[str]) -> torch.Tensor:
+    """Style mixing against wrong colour basins: the fitted action layers (< ``lm_action_layers``) with the
+    appearance layers of each candidate code, scored by the pixel pyramid; the best mixture (or ``ws`` itself)
+    is returned. Gradient steps cannot cross a colour that must pass through worse colours to reach the right one
+    (FaceWorld's cyclic background and shirt hues; a StyleGAN2 background), a jump between candidates can."""
+    import torch
+
+    n_act = cfg.lm_action_layers
+    with torch.no_grad():
+        mixes = ws.detach().expand(len(cands) + 1, -1, -1).clone()
+        mixes[1:, n_act:] = cands[:, n_act:]
+        scores: list[float] = []
+        for i in range(0, len(mixes), cfg.init_batch):
+            imgs = generator.synthesis(mixes[i : i + cfg.init_batch], noise_mode="const")
+            scores += [float(pyramid_loss(imgs[j : j + 1], target, cfg.scales, cfg.scale_weights))
+                       for j in range(imgs.shape[0])]
+    best = int(np.argmin(scores))
+    if best > 0:
+        notes.append(f"appearance layers from candidate {best - 1} (pixel loss {scores[0]:.4f} -> {scores[best]:.4f})")
+    return mixes[best : best + 1].clone()
 
 
 class _StopLBFGS(Exception):
