@@ -319,6 +319,10 @@ def feature_texture(p: Params, g: dict[str, Tensor], col: dict[str, Tensor], siz
     dn_out = dn_in - _b(g["lip_dn"]) * lip_par - 0.004
     across = _sig((1 - u.abs()) * mw * k)
     over(col["lips"], _band(qy, dn_out, up_out, k) * across)
+    # pushed forward, puckered lips catch the light: a highlight on the lower lip that grows with the pucker (the
+    # shape cues alone were within a fraction of a pixel of a wider mouth with thinner lips)
+    shine = _ellipse(qx, qy, 0.0, my - _b(g["gap_dn"]) - 0.55 * _b(g["lip_dn"]), 0.4 * mw, 0.3 * _b(g["lip_dn"]), k)
+    over(0.45 * col["lips"] + 0.55 * _col(1.0, 0.92, 0.9), shine * 0.6 * _b(p["pucker"]))
     inner = _band(qy, dn_in, up_in, k) * _sig((0.97 - u.abs()) * mw * k)
     over(_col(0.16, 0.05, 0.06)[None], inner)
     teeth = _band(qy, up_in - 0.05, up_in + 0.01, k) * inner * _sig((0.75 - u.abs()) * mw * k)
