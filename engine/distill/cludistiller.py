@@ -62,7 +62,9 @@ class CluDistillerConfig:
     #                            whole-face displacement) is below this share of their region's most local candidate
     #                            (0 = off; ``landmark_locality``)
     rotation_samples: int = 0  # add three head-rotation directions regressed on the 3D head rotation of this many
-    #                            samples (engine.distill.rotation; 0 = off)
+    #                            samples (engine.distill.rotation; 0 = off). They replace the "nose" region, which is
+    #                            then skipped: it was there for pitch only, and its clusters carry identity
+    #                            (identity/action 0.140 -> 0.100 on FaceWorld with --localise, RESULTS.md session 5)
     rotation_amplitude: float = 2.0  # their size: this many standard deviations of the sample rotations
     seed: int = 0
 
@@ -337,7 +339,8 @@ def find_directions(
     from tqdm import tqdm
 
     dirs, infos = [], []
-    grid = [(r, k) for r in config.regions for k in config.ks]
+    regions = [r for r in config.regions if not (r == "nose" and config.rotation_samples > 0)]  # see the config
+    grid = [(r, k) for r in regions for k in config.ks]
     for region, k in tqdm(grid, desc="clustering", unit="run", disable=not progress):
         feats = region_features(points, region)
         labels = cluster(feats, k, config.seed)

@@ -227,3 +227,34 @@ def test_rotation_directions_on_renders(fw, run) -> None:
     assert {r.targets[t]["direction"] for t in ("pitch", "yaw", "roll")} == {0, 1, 2}, r.summary()
     assert r.targets["pitch"]["passed"] and r.targets["roll"]["passed"], r.summary()
     assert r.identity_ratio < check_directions(fw, res.directions).identity_ratio, r.summary()
+
+
+def test_localise_turns_on_rotation_and_locality_pruning(monkeypatch) -> None:
+    """``d2a distill --localise`` uses the rotation directions (4096 samples) and min_locality 0.95 unless given;
+    without --localise both stay off. With rotation directions the nose region is skipped."""
+    from click.testing import CliRunner
+
+    import engine.distill.cludistiller as cd
+    from engine.commands.distill import command
+
+    seen = []
+
+    def fake_distill(gen, out, sampling, cfg, **_):
+        seen.append(cfg)
+        return cd.DistillResult(torch.zeros(1), [], {"directions": 0, "candidates": 0, "kept_samples": 0, "drawn": 0,
+                                                      "dropped_undetected": 0})
+
+    monkeypatch.setattr(cd, "distill", fake_distill)
+    base = ["--out", "unused", "--resolution", "64"]
+    for args in (["--localise"], [], ["--localise", "--rotation-samples", "0", "--min-locality", "0.5"]):
+        res = CliRunner().invoke(command, base + args)
+        assert res.exit_code == 0, res.output
+    assert [(c.localise, c.rotation_samples, c.min_locality) for c in seen] == [
+        (True, 4096, 0.95), (False, 0, 0.0), (True, 0, 0.5)]
+    rng = np.random.default_rng(0)
+    ws, pts = torch.randn(60, 2, 4), rng.normal(size=(78, 2)) + 0.05 * rng.normal(size=(60, 78, 2))
+    cfg = CluDistillerConfig(regions=("pose", "nose"), ks=(2,), action_layers=1, min_cluster=5)
+    _, infos = find_directions(ws, pts, cfg, progress=False)
+    assert {i["region"] for i in infos} == {"pose", "nose"}
+    _, infos = find_directions(ws, pts, CluDistillerConfig(**{**cfg.__dict__, "rotation_samples": 64}), progress=False)
+    assert {i["region"] for i in infos} == {"pose"}
