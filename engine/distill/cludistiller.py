@@ -17,11 +17,11 @@ Normalisation per region (points: the 78-point face set, iBUG-68 + irises):
   labelled group "expression" and have the top pose axes projected out (``orthogonalise_to_pose``): measured on
   FaceWorld, raw expression centroid differences also turn the head (yaw is the largest landmark variance).
 
-Options against identity leakage (all on with ``d2a distill --localise``): ``localise`` (expression directions
-lose what they change outside their region: ``engine.distill.locality``), ``rotation_samples`` (three head-rotation
-directions regressed on each sample's 3D head rotation replace the nose region: ``engine.distill.rotation``) and
-``min_locality`` (expression directions whose landmark motion spreads beyond their region are pruned:
-``landmark_locality``).
+Options against identity leakage: ``localise`` (expression directions lose what they change outside their region:
+``engine.distill.locality``) and ``rotation_samples`` (three head-rotation directions regressed on each sample's 3D
+head rotation replace the nose region: ``engine.distill.rotation``), both on with ``d2a distill --localise``; and,
+opt-in, ``min_locality`` (expression directions whose landmark motion spreads beyond their region are pruned:
+``landmark_locality``; it lost the smile on one of two sample sets, RESULTS.md session 5).
 """
 
 from __future__ import annotations

@@ -229,9 +229,9 @@ def test_rotation_directions_on_renders(fw, run) -> None:
     assert r.identity_ratio < check_directions(fw, res.directions).identity_ratio, r.summary()
 
 
-def test_localise_turns_on_rotation_and_locality_pruning(monkeypatch) -> None:
-    """``d2a distill --localise`` uses the rotation directions (4096 samples) and min_locality 0.95 unless given;
-    without --localise both stay off. With rotation directions the nose region is skipped."""
+def test_localise_turns_on_rotation_directions(monkeypatch) -> None:
+    """``d2a distill --localise`` uses the rotation directions (4096 samples) unless told otherwise; without
+    --localise they stay off; min_locality is opt-in. With rotation directions the nose region is skipped."""
     from click.testing import CliRunner
 
     import engine.distill.cludistiller as cd
@@ -250,7 +250,7 @@ def test_localise_turns_on_rotation_and_locality_pruning(monkeypatch) -> None:
         res = CliRunner().invoke(command, base + args)
         assert res.exit_code == 0, res.output
     assert [(c.localise, c.rotation_samples, c.min_locality) for c in seen] == [
-        (True, 4096, 0.95), (False, 0, 0.0), (True, 0, 0.5)]
+        (True, 4096, 0.0), (False, 0, 0.0), (True, 0, 0.5)]
     rng = np.random.default_rng(0)
     ws, pts = torch.randn(60, 2, 4), rng.normal(size=(78, 2)) + 0.05 * rng.normal(size=(60, 78, 2))
     cfg = CluDistillerConfig(regions=("pose", "nose"), ks=(2,), action_layers=1, min_cluster=5)
