@@ -40,15 +40,25 @@ def _parse_ks(text: str) -> tuple[int, ...]:
 @click.option("--localise/--no-localise", default=False, show_default=True,
               help="Remove what expression directions change outside their region (soft null space of the "
                    "out-of-region Jacobian; engine.distill.locality). Cleaner directions (identity moves about half "
-                   "as much), but a FAN trained on them drives FaceWorld less precisely: see docs/RESULTS.md.")
+                   "as much), but a FAN trained on them drives FaceWorld less precisely: see docs/RESULTS.md. Also "
+                   "turns on --rotation-samples 4096 unless it is given.")
 @click.option("--locality-tau", default=2e-6, show_default=True,
               help="Ridge strength of the localisation relative to the largest eigenvalue (smaller = stronger).")
+@click.option("--rotation-samples", type=int, default=None,
+              help="Add three head-rotation directions: w regressed on the 3D head rotation (a rigid fit of "
+                   "mediapipe's mesh) of this many samples; they replace the nose region (0 = off; default: 4096 "
+                   "with --localise, else 0; engine.distill.rotation).")
+@click.option("--min-locality", default=0.0, show_default=True,
+              help="Prune expression directions whose landmark motion is less concentrated on their region than "
+                   "this share of their region's most local direction (0 = off; 0.95 with --localise: identity "
+                   "0.100 -> 0.088 on one sample set, but it lost the smile on another: RESULTS.md).")
 @click.option("--keep-images", is_flag=True, help="Also keep the rendered images in the sample shards.")
 @click.option("--batch", default=64, show_default=True, help="Samples per shard.")
 @click.option("--device", default="cpu", show_default=True)
 def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: str, ks: str, action_layers: int,
             resolution: int, detect_size: int, max_directions: int, effect_samples: int, localise: bool,
-            locality_tau: float, keep_images: bool, batch: int, device: str) -> None:
+            locality_tau: float, rotation_samples: int | None, min_locality: float, keep_images: bool,
+            batch: int, device: str) -> None:
     """CluDistiller: discover latent directions by k-means over generated faces' landmarks.
 
     Writes OUT/directions.safetensors ([n, num_ws, w_dim]) and OUT/directions.json. Samples are kept in
@@ -78,6 +88,8 @@ def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: 
         effect_samples=effect_samples,
         localise=localise,
         locality=LocalityConfig(tau=locality_tau, seed=seed),
+        rotation_samples=(4096 if localise else 0) if rotation_samples is None else rotation_samples,
+        min_locality=min_locality,
         seed=seed,
     )
     try:

@@ -16,6 +16,12 @@ Normalisation per region (points: the 78-point face set, iBUG-68 + irises):
   own local frames, brows relative to the eyes, face/jaw after a full similarity alignment). These directions are
   labelled group "expression" and have the top pose axes projected out (``orthogonalise_to_pose``): measured on
   FaceWorld, raw expression centroid differences also turn the head (yaw is the largest landmark variance).
+
+Options against identity leakage: ``localise`` (expression directions lose what they change outside their region:
+``engine.distill.locality``) and ``rotation_samples`` (three head-rotation directions regressed on each sample's 3D
+head rotation replace the nose region: ``engine.distill.rotation``), both on with ``d2a distill --localise``; and,
+opt-in, ``min_locality`` (expression directions whose landmark motion spreads beyond their region are pruned:
+``landmark_locality``; it lost the smile on one of two sample sets, RESULTS.md session 5).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.distill.locality import LocalityConfig
+from engine.distill.locality import REGION_EFFECT_KEYS, LocalityConfig
 
 REGIONS = ("pose", "face", "mouth", "eyes", "eye_right", "eye_left", "irises", "brows", "jaw", "nose")
 DEFAULT_REGIONS = ("pose", "nose", "mouth", "eyes", "eye_right", "eye_left", "brows")  # chosen by measurement:
@@ -58,6 +64,14 @@ class CluDistillerConfig:
     localise: bool = False  # remove what expression directions change outside their region (engine.distill.locality):
     #                         identity/action 0.27 -> 0.13 on FaceWorld, but the FAN drives less precisely (RESULTS.md)
     locality: LocalityConfig = field(default_factory=LocalityConfig)
+    min_locality: float = 0.0  # prune expression candidates whose landmark locality (own-region displacement /
+    #                            whole-face displacement) is below this share of their region's most local candidate
+    #                            (0 = off; ``landmark_locality``)
+    rotation_samples: int = 0  # add three head-rotation directions regressed on the 3D head rotation of this many
+    #                            samples (engine.distill.rotation; 0 = off). They replace the "nose" region, which is
+    #                            then skipped: it was there for pitch only, and its clusters carry identity
+    #                            (identity/action 0.140 -> 0.100 on FaceWorld with --localise, RESULTS.md session 5)
+    rotation_amplitude: float = 2.0  # their size: this many standard deviations of the sample rotations
     seed: int = 0
 
 
@@ -243,16 +257,48 @@ def _effect(info: dict[str, Any], key: str) -> float:
     return float(eff.get(key, eff["face"]))
 
 
+def landmark_locality(info: dict[str, Any]) -> float | None:
+    """How much an expression candidate moves its own region's points relative to the whole face: the largest mean
+    displacement of the region's effect keys (``locality.REGION_EFFECT_KEYS``) / the whole-face mean displacement.
+    None for pose-group candidates and regions without keys."""
+    keys = REGION_EFFECT_KEYS.get(str(info.get("region")), ())
+    if info.get("group") != "expression" or not keys:
+        return None
+    eff = info["effect"]
+    return max(eff.get(k, 0.0) for k in keys) / max(eff["face"], 1e-12)
+
+
+def _mark_not_local(infos: list[dict[str, Any]], config: CluDistillerConfig, key: str) -> None:
+    """Mark ``pruned`` the expression candidates less local than ``min_locality`` x their region's most local one
+    (among those with a non-negligible effect). A mouth direction that also moves the jaw line, the nose or the eyes
+    carries face shape (identity) with its action; measured on FaceWorld, locality and identity leakage of the mouth
+    directions correlate at -0.91 (RESULTS.md, session 5)."""
+    best: dict[str, float] = {}
+    for info in infos:
+        loc = landmark_locality(info)
+        if loc is not None and _effect(info, key) >= config.min_effect:
+            best[info["region"]] = max(best.get(info["region"], 0.0), loc)
+    for info in infos:
+        loc = landmark_locality(info)
+        if loc is not None and info["region"] in best and loc < config.min_locality * best[info["region"]]:
+            info["pruned"] = f"not local ({loc:.3f} < {config.min_locality} x {best[info['region']]:.3f})"
+
+
 def prune(
     directions: torch.Tensor, infos: list[dict[str, Any]], config: CluDistillerConfig
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """Drop negligible directions, then near-duplicates (|cos| > dup_cosine, keep the larger effect), then cap.
+    """Drop negligible directions, then (with ``min_locality``) the least local expression directions of each region,
+    then near-duplicates (|cos| > dup_cosine, keep the larger effect), then cap.
 
     Candidates are visited region by region in turn (each region's largest effect first), so the cap keeps every
     region represented: ranking by raw landmark effect alone would fill the bank with head-pose directions and drop
     the small but essential eyelid and brow motions (measured: brows kept 3 of 48 slots that way).
     """
     key = "peak" if config.localise else "face"
+    for info in infos:
+        info.pop("pruned", None)
+    if config.min_locality > 0:
+        _mark_not_local(infos, config, key)
     regions: dict[str, list[int]] = {}
     for i in sorted(range(len(infos)), key=lambda i: -_effect(infos[i], key)):
         regions.setdefault(str(infos[i].get("region")), []).append(i)
@@ -264,6 +310,8 @@ def prune(
         info = infos[i]
         if _effect(info, key) < config.min_effect:
             info["pruned"] = "negligible effect"
+            continue
+        if "pruned" in info:  # not local
             continue
         if kept:
             cos = (unit[kept] @ unit[i]).abs()
@@ -297,7 +345,8 @@ def find_directions(
     from tqdm import tqdm
 
     dirs, infos = [], []
-    grid = [(r, k) for r in config.regions for k in config.ks]
+    regions = [r for r in config.regions if not (r == "nose" and config.rotation_samples > 0)]  # see the config
+    grid = [(r, k) for r in regions for k in config.ks]
     for region, k in tqdm(grid, desc="clustering", unit="run", disable=not progress):
         feats = region_features(points, region)
         labels = cluster(feats, k, config.seed)
@@ -368,6 +417,14 @@ def distill(
         if len(samples.ws) < 2 * config.min_cluster:
             raise RuntimeError(f"only {len(samples.ws)} of {samples.drawn} samples had a detected face")
         cand, infos = find_directions(samples.ws, samples.points, config, progress)
+        if config.rotation_samples > 0:
+            from engine.distill.rotation import rotation_directions
+
+            rot, rot_infos = rotation_directions(
+                samples.ws[: config.rotation_samples], renderer, config.action_layers, config.rotation_amplitude
+            )
+            cand = torch.cat([cand, rot])
+            infos = infos + rot_infos
         g = torch.Generator().manual_seed(config.seed + 7919)
         z = torch.randn(config.effect_samples, generator.z_dim, generator=g)
         base = map_z(generator, z, sampling.truncation_psi)
@@ -391,7 +448,7 @@ def distill(
         "directions": int(len(kept)),
         "pruned": {
             reason: sum(1 for i in infos if str(i.get("pruned", "")).startswith(reason))
-            for reason in ("negligible", "duplicate", "over")
+            for reason in ("negligible", "not local", "duplicate", "over")
         },
     }
     save_file({"directions": dirs.contiguous()}, str(out / "directions.safetensors"))

@@ -78,6 +78,22 @@ class LandmarkRenderer:
                 found[i] = True
         return pts, found
 
+    def mesh(self, ws: torch.Tensor, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """ws [N, num_ws, w_dim] -> (the detector's whole point set with depth [N, K, 3] (x, y, z in detection
+        pixels), found [N]). Needs a detector that estimates depth (mediapipe); raises RuntimeError otherwise."""
+        k = int(getattr(self.detector, "num_points", 0))
+        pts = np.zeros((len(ws), k, 3), np.float32)
+        found = np.zeros(len(ws), bool)
+        for start in range(0, len(ws), batch):
+            for i, d in enumerate(self.detector.detect_many(list(self.render(ws[start : start + batch])))):
+                if not d.found:
+                    continue
+                if d.depth is None:
+                    raise RuntimeError(f"the {getattr(self.detector, 'name', '?')} detector estimates no depth")
+                pts[start + i] = np.concatenate([d.points, d.depth[:, None]], 1)
+                found[start + i] = True
+        return pts, found
+
     def landmarks(self, ws: torch.Tensor, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """ws [N, num_ws, w_dim] -> (points [N, 78, 2], found [N]) rendered and detected in batches."""
         pts, found = [], []

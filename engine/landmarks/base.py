@@ -25,12 +25,15 @@ class Detection:
     found:      whether a face was detected.
     confidence: in [0, 1]; 0 when not found. Backend-specific (see each backend's docstring).
     box:        (x0, y0, x1, y1) pixel bounds of the landmarks, or None.
+    depth:      np.float32 [K] relative depth of each point in pixels (larger = further from the camera), when the
+                backend estimates one (mediapipe's z); else None.
     """
 
     points: np.ndarray
     found: bool
     confidence: float = 0.0
     box: Box | None = None
+    depth: np.ndarray | None = None
 
     @classmethod
     def missing(cls, num_points: int) -> Detection:
@@ -106,7 +109,7 @@ class LandmarkDetector:
     """Base class of the landmark backends: ``detect(image) -> Detection``; a context manager.
 
     Subclasses implement ``_detect_all(image) -> (list of [K, 2] candidate point arrays, list of confidences)``
-    and ``_close()``; this class handles input conversion, face selection and tracking.
+    (or [K, 3] with a depth column) and ``_close()``; this class handles input conversion, face selection and tracking.
     """
 
     num_points: int = 0
@@ -133,12 +136,14 @@ class LandmarkDetector:
         if not candidates:
             self._previous_box = None
             return Detection.missing(self.num_points)
-        i = choose_face(candidates, self._previous_box if self.video_mode else None)
-        pts = np.asarray(candidates[i], dtype=np.float32)
+        xy = [np.asarray(c, dtype=np.float32)[:, :2] for c in candidates]
+        i = choose_face(xy, self._previous_box if self.video_mode else None)
+        pts = xy[i]
+        depth = np.asarray(candidates[i], dtype=np.float32)[:, 2].copy() if np.shape(candidates[i])[1] > 2 else None
         box = points_box(pts)
         if self.video_mode:
             self._previous_box = box
-        return Detection(pts, True, float(np.clip(scores[i], 0.0, 1.0)), box)
+        return Detection(pts, True, float(np.clip(scores[i], 0.0, 1.0)), box, depth)
 
     def detect_many(self, images: Iterable[np.ndarray]) -> list[Detection]:
         """``detect`` on each image in turn (in video mode: as consecutive frames)."""

@@ -71,11 +71,12 @@ class MediapipeDetector(LandmarkDetector):
         faces = result.multi_face_landmarks or []
         out, scores = [], []
         for face in faces:
-            pts = np.array([(p.x * w, p.y * h) for p in face.landmark], dtype=np.float32)
+            # z: mediapipe's relative depth, in the scale of x (pixels of the width); kept as the depth column
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], dtype=np.float32)
             if pts.shape[0] != NUM_POINTS:  # refine_landmarks always yields 478; guard against model changes
                 continue
             out.append(pts)
-            scores.append(inside_fraction(pts, w, h))
+            scores.append(inside_fraction(pts[:, :2], w, h))
         return out, scores
 
     def _close(self) -> None:

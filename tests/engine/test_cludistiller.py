@@ -139,3 +139,122 @@ def test_cli_default_regions_match_the_library() -> None:
     assert tuple(opt.default.split(",")) == DEFAULT_REGIONS
     ks = next(p for p in command.params if p.name == "ks")
     assert tuple(int(k) for k in ks.default.split(",")) == CluDistillerConfig().ks
+
+
+def test_prune_drops_the_least_local_expression_directions() -> None:
+    """With ``min_locality`` an expression candidate whose landmark motion spreads over the face (a mouth direction
+    that also moves the jaw line and the eyes: face shape) is pruned; the region's local ones and the pose group
+    stay. Off (0) by default."""
+    from engine.distill.cludistiller import landmark_locality, prune
+
+    def info(region: str, group: str, own: float, face: float) -> dict:
+        eff = {"face": face, "mouth": 0.0, "eyes": 0.0, "irises": 0.0, "jaw": 0.0, "brows": 0.0}
+        if region in eff:
+            eff[region] = own
+        eff["peak"] = max(eff.values())
+        return {"region": region, "group": group, "effect": eff}
+
+    infos = [info("mouth", "expression", 0.20, 0.09), info("mouth", "expression", 0.20, 0.13),
+             info("mouth", "expression", 0.10, 0.049), info("pose", "pose", 0.0, 0.5),
+             info("eyes", "expression", 0.06, 0.02)]
+    assert landmark_locality(infos[0]) == pytest.approx(0.20 / 0.09) and landmark_locality(infos[3]) is None
+    dirs = torch.eye(len(infos))[:, None, :].repeat(1, 2, 1)  # orthogonal: no duplicates
+    kept, kept_infos = prune(dirs, [dict(i) for i in infos], CluDistillerConfig(localise=True))
+    assert len(kept) == 5  # off by default
+    cfg = CluDistillerConfig(localise=True, min_locality=0.9)
+    work = [dict(i) for i in infos]
+    kept, kept_infos = prune(dirs, work, cfg)
+    assert len(kept) == 4 and str(work[1]["pruned"]).startswith("not local")  # 1.54 < 0.9 x 2.22
+    assert torch.equal(kept, dirs[[0, 2, 3, 4]])
+    kept, _ = prune(dirs, work, CluDistillerConfig(localise=True))  # a later prune starts afresh
+    assert len(kept) == 5
+
+
+def test_head_rotations_and_regression_directions() -> None:
+    """A rigid fit of 3D point sets recovers each sample's rotation despite non-rigid shape changes; regressing w on
+    those rotations gives the latent axis of the rotation with far less of the shape axes than a centroid difference
+    of samples split by a 2D shape feature that shows the rotation."""
+    from engine.distill.rotation import head_rotations, regression_directions
+
+    rng = np.random.default_rng(0)
+    n, p, d = 600, 60, 32
+    shape = rng.normal(size=(p, 3)) * np.array([1.0, 1.2, 0.5])
+    modes = rng.normal(size=(4, p, 3)) * 0.08  # identity: non-rigid shape modes
+    angles = rng.normal(size=(n, 3)) * np.array([0.15, 0.3, 0.1])
+    ident = rng.normal(size=(n, 4))
+    from scipy.spatial.transform import Rotation
+
+    rot = Rotation.from_rotvec(angles).as_matrix()  # [n, 3, 3]
+    pts = np.einsum("nij,npj->npi", rot, shape[None] + np.einsum("nk,kpj->npj", ident, modes))
+    pts = pts * rng.uniform(0.8, 1.2, size=(n, 1, 1)) + rng.normal(size=(n, 1, 3))
+    est = head_rotations(pts)
+    est = est - est.mean(0)
+    for j in range(3):
+        assert np.corrcoef(est[:, j], angles[:, j])[0, 1] > 0.98, j
+    a_rot, a_id = rng.normal(size=(3, d)), rng.normal(size=(4, d))
+    w = angles @ a_rot + ident @ a_id + 0.01 * rng.normal(size=(n, d))
+    ws = torch.from_numpy(w).float()[:, None, :].repeat(1, 3, 1)
+    dirs = regression_directions(ws, est, action_layers=2, amplitude=2.0)
+    assert dirs.shape == (3, 3, d) and torch.all(dirs[:, 2] == 0)
+    basis = np.concatenate([a_rot, a_id]).T  # latent axes: 3 rotations, 4 identity modes
+    coef = np.linalg.lstsq(basis, dirs[0, 0].double().numpy(), rcond=None)[0]
+    # the nose's vertical position (the points nearest the camera, relative to the centroid, in 2D) splits the
+    # samples by pitch and by identity: its centroid difference carries more identity than pitch (measured 3.4x);
+    # the regression on the rigid fit's x rotation mainly pitch (identity 0.39x: random shape modes also have a
+    # rotational component, which a rigid fit cannot tell from a rotation)
+    near = np.argsort(shape[:, 2])[:8]
+    c2 = pts[:, :, :2] - pts[:, :, :2].mean(1, keepdims=True)
+    nose_y = c2[:, near, 1].mean(1) / np.sqrt((c2**2).sum(-1).mean(-1))
+    hi = nose_y > np.median(nose_y)
+    cent = np.linalg.lstsq(basis, w[hi].mean(0) - w[~hi].mean(0), rcond=None)[0]
+    share_reg, share_cent = np.abs(coef[3:]).max() / abs(coef[0]), np.abs(cent[3:]).max() / abs(cent[0])
+    assert abs(coef[0]) > 0.25 and np.abs(coef[1:3]).max() < 0.05 * abs(coef[0]), coef
+    assert share_reg < 0.5 and share_cent > 2.0, (share_reg, share_cent)
+
+
+def test_rotation_directions_on_renders(fw, run) -> None:
+    """On FaceWorld renders + mediapipe's 3D mesh: the three rotation directions turn the head (pitch, which this
+    reduced run's clusters miss, included) and move identity less than the reduced run's bank does."""
+    from engine.distill.rotation import rotation_directions
+    from engine.distill.sampling import LandmarkRenderer
+
+    out, sampling, cfg, res = run
+    samples = sample_shards(fw, out, sampling, progress=False)
+    with LandmarkRenderer(fw) as renderer:
+        dirs, infos = rotation_directions(samples.ws[:256], renderer, cfg.action_layers)
+    assert [i["region"] for i in infos] == ["rotation"] * 3 and {i["group"] for i in infos} == {"pose"}
+    r = check_directions(fw, dirs)
+    assert {r.targets[t]["direction"] for t in ("pitch", "yaw", "roll")} == {0, 1, 2}, r.summary()
+    assert r.targets["pitch"]["passed"] and r.targets["roll"]["passed"], r.summary()
+    assert r.identity_ratio < check_directions(fw, res.directions).identity_ratio, r.summary()
+
+
+def test_localise_turns_on_rotation_directions(monkeypatch) -> None:
+    """``d2a distill --localise`` uses the rotation directions (4096 samples) unless told otherwise; without
+    --localise they stay off; min_locality is opt-in. With rotation directions the nose region is skipped."""
+    from click.testing import CliRunner
+
+    import engine.distill.cludistiller as cd
+    from engine.commands.distill import command
+
+    seen = []
+
+    def fake_distill(gen, out, sampling, cfg, **_):
+        seen.append(cfg)
+        return cd.DistillResult(torch.zeros(1), [], {"directions": 0, "candidates": 0, "kept_samples": 0, "drawn": 0,
+                                                      "dropped_undetected": 0})
+
+    monkeypatch.setattr(cd, "distill", fake_distill)
+    base = ["--out", "unused", "--resolution", "64"]
+    for args in (["--localise"], [], ["--localise", "--rotation-samples", "0", "--min-locality", "0.5"]):
+        res = CliRunner().invoke(command, base + args)
+        assert res.exit_code == 0, res.output
+    assert [(c.localise, c.rotation_samples, c.min_locality) for c in seen] == [
+        (True, 4096, 0.0), (False, 0, 0.0), (True, 0, 0.5)]
+    rng = np.random.default_rng(0)
+    ws, pts = torch.randn(60, 2, 4), rng.normal(size=(78, 2)) + 0.05 * rng.normal(size=(60, 78, 2))
+    cfg = CluDistillerConfig(regions=("pose", "nose"), ks=(2,), action_layers=1, min_cluster=5)
+    _, infos = find_directions(ws, pts, cfg, progress=False)
+    assert {i["region"] for i in infos} == {"pose", "nose"}
+    _, infos = find_directions(ws, pts, CluDistillerConfig(**{**cfg.__dict__, "rotation_samples": 64}), progress=False)
+    assert {i["region"] for i in infos} == {"pose"}

@@ -38,6 +38,8 @@ def test_astronaut_photo(astro_det: Detection) -> None:
     d = astro_det
     assert d.found and 0.9 <= d.confidence <= 1.0
     assert d.points.shape == (schema.NUM_POINTS, 2) and d.points.dtype == np.float32
+    assert d.depth is not None and d.depth.shape == (schema.NUM_POINTS,) and np.isfinite(d.depth).all()
+    assert d.depth[schema.NOSE_TIP] < np.median(d.depth)  # mediapipe's z: the nose tip is nearest the camera
     # the face of skimage's astronaut lies roughly in x 150..300, y 60..200 (512x512 image)
     x, y = d.points[:, 0], d.points[:, 1]
     assert x.min() > 150 and x.max() < 300 and y.min() > 50 and y.max() < 200
