@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
@@ -69,8 +71,7 @@ def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: 
       d2a distill --generator faceworld --samples 4000 --out runs/bank
       d2a distill --generator ffhq.d2a.safetensors --samples 20000 --k 2-12 --detect-size 256 --out runs/ffhq
     """
-    from engine.distill.cludistiller import CluDistillerConfig, distill
-    from engine.distill.locality import LocalityConfig
+    from engine.distill.cludistiller import distill
     from engine.distill.sampling import SamplingConfig
     from engine.generators import load_generator
 
@@ -80,7 +81,28 @@ def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: 
     except (OSError, ValueError) as e:
         raise click.ClickException(f"cannot load generator {generator_ref!r}: {e}") from e
     sampling = SamplingConfig(samples=samples, batch=batch, seed=seed, detect_size=detect_size, keep_images=keep_images)
-    cfg = CluDistillerConfig(
+    cfg = distiller_config(regions, ks, action_layers, max_directions, effect_samples, localise, locality_tau,
+                           rotation_samples, min_locality, seed)
+    try:
+        res = distill(gen, out_dir, sampling, cfg)
+    except (RuntimeError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    s = res.stats
+    click.echo(
+        f"{s['directions']} directions from {s['candidates']} candidates; samples kept {s['kept_samples']}/"
+        f"{s['drawn']} (undetected {s['dropped_undetected']}) -> {out_dir}/directions.safetensors"
+    )
+
+
+def distiller_config(regions: str, ks: str, action_layers: int, max_directions: int, effect_samples: int,
+                     localise: bool, locality_tau: float, rotation_samples: int | None, min_locality: float,
+                     seed: int) -> Any:
+    """The command's options -> ``CluDistillerConfig`` (``--localise`` also turns on 4096 rotation samples unless
+    ``--rotation-samples`` is given)."""
+    from engine.distill.cludistiller import CluDistillerConfig
+    from engine.distill.locality import LocalityConfig
+
+    return CluDistillerConfig(
         regions=tuple(r.strip() for r in regions.split(",") if r.strip()),
         ks=_parse_ks(ks),
         action_layers=action_layers,
@@ -91,13 +113,4 @@ def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: 
         rotation_samples=(4096 if localise else 0) if rotation_samples is None else rotation_samples,
         min_locality=min_locality,
         seed=seed,
-    )
-    try:
-        res = distill(gen, out_dir, sampling, cfg)
-    except (RuntimeError, ValueError) as e:
-        raise click.ClickException(str(e)) from e
-    s = res.stats
-    click.echo(
-        f"{s['directions']} directions from {s['candidates']} candidates; samples kept {s['kept_samples']}/"
-        f"{s['drawn']} (undetected {s['dropped_undetected']}) -> {out_dir}/directions.safetensors"
     )

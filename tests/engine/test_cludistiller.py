@@ -229,26 +229,19 @@ def test_rotation_directions_on_renders(fw, run) -> None:
     assert r.identity_ratio < check_directions(fw, res.directions).identity_ratio, r.summary()
 
 
-def test_localise_turns_on_rotation_directions(monkeypatch) -> None:
+def test_localise_turns_on_rotation_directions() -> None:
     """``d2a distill --localise`` uses the rotation directions (4096 samples) unless told otherwise; without
     --localise they stay off; min_locality is opt-in. With rotation directions the nose region is skipped."""
-    from click.testing import CliRunner
+    from engine.commands.distill import command, distiller_config
 
-    import engine.distill.cludistiller as cd
-    from engine.commands.distill import command
+    opts = {p.name: p.default for p in command.params}
 
-    seen = []
+    def cfg_for(**over):
+        o = {**opts, **over}
+        return distiller_config(o["regions"], o["ks"], o["action_layers"], o["max_directions"], o["effect_samples"],
+                                o["localise"], o["locality_tau"], o["rotation_samples"], o["min_locality"], o["seed"])
 
-    def fake_distill(gen, out, sampling, cfg, **_):
-        seen.append(cfg)
-        return cd.DistillResult(torch.zeros(1), [], {"directions": 0, "candidates": 0, "kept_samples": 0, "drawn": 0,
-                                                      "dropped_undetected": 0})
-
-    monkeypatch.setattr(cd, "distill", fake_distill)
-    base = ["--out", "unused", "--resolution", "64"]
-    for args in (["--localise"], [], ["--localise", "--rotation-samples", "0", "--min-locality", "0.5"]):
-        res = CliRunner().invoke(command, base + args)
-        assert res.exit_code == 0, res.output
+    seen = [cfg_for(localise=True), cfg_for(), cfg_for(localise=True, rotation_samples=0, min_locality=0.5)]
     assert [(c.localise, c.rotation_samples, c.min_locality) for c in seen] == [
         (True, 4096, 0.0), (False, 0, 0.0), (True, 0, 0.5)]
     rng = np.random.default_rng(0)
