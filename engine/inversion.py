@@ -45,7 +45,9 @@ Method (numbers and choices measured in ``docs/RESULTS.md``):
 * **Gauss-Newton polish** (``gn_iters``, after the search): Levenberg-Marquardt on the pixel residuals (pyramid +
   region loss) in the dominant row space of their Jacobian, found by random residual probes (FaceWorld: a
   44-47-dimensional subspace, its parameter count). On a noise-free target it converges to the 8-bit
-  quantisation floor where first-order steps crawl (RESULTS.md, session 4).
+  quantisation floor where first-order steps crawl (RESULTS.md, session 4). Search and polish run
+  ``refine_rounds`` times (default 2): once the polish has re-fitted the face, a second search finds steps the first
+  could not take (measured: RESULTS.md, session 5).
 * **No perceptual loss**: LPIPS/VGG weights are not available offline in this environment (no torchvision, no
   cached weights), so none is used.
 * **Pivotal tuning** (``pivotal_tuning=True``, after PTI): fine-tune a copy of the generator for
@@ -111,6 +113,8 @@ class InversionConfig:
     gn_probes: int = 64  # random residual probes that span the Jacobian's dominant row space (its subspace of W+)
     gn_rank_tol: float = 1e-5  # keep the subspace directions with a singular value above this share of the largest
     gn_fd_step: float = 0.02  # finite-difference step along each subspace direction (W+ units)
+    refine_rounds: int = 2  # rounds of (region search, Gauss-Newton polish): a second round frees what the first
+    #                         polish re-fitted around (action error 0.013 -> 0.007 on 9 images; RESULTS.md, session 5)
     gn_damping_floor: float = 1e-3  # Marquardt damping uses max(diag(JᵀJ), this x its largest entry)
     gn_resolution: int = 256  # residuals on renders average-pooled to at most this size (J is [directions, pixels])
 
@@ -322,7 +326,8 @@ def invert(
     ws = ws0.clone().requires_grad_(True)
     n_lbfgs = int(round(cfg.lbfgs_fraction * steps))
     polish = max(0, cfg.gn_iters) if steps > 0 else 0  # steps=0 returns the start: no polish either
-    total = steps + polish  # progress units: optimisation steps, then polish iterations
+    rounds = max(1, cfg.refine_rounds) if polish > 0 else 1
+    total = steps + rounds * polish  # progress units: optimisation steps, then every round's polish iterations
     n_adam = steps - n_lbfgs
     opt = torch.optim.Adam([ws], lr=cfg.lr, betas=(0.9, 0.999))
     n_app = int(cfg.appearance_first * n_adam) if proxy is not None else 0
@@ -412,23 +417,26 @@ def invert(
             progress(steps, total, losses[-1])  # converged before spending the budget
         final_ws = ws.detach().clone()
         moved = False
-        if cfg.region_search > 0 and target_points is not None and not cancelled:
-            final_ws, moved = _region_search(generator, final_ws, target, target_points, region, basis_t, cfg,
-                                             w_avg, notes, cancel)
-        if polish > 0 and not cancelled:
+        polish_loss = [losses[-1] if losses else 0.0]
+        for rnd in range(rounds):
+            if cancelled or (cancel is not None and cancel.is_set()):
+                break
+            if cfg.region_search > 0 and target_points is not None:
+                final_ws, searched = _region_search(generator, final_ws, target, target_points, region, basis_t,
+                                                    cfg, w_avg, notes, cancel)
+                moved = moved or searched
+            if polish > 0:
 
-            polish_loss = [losses[-1] if losses else 0.0]
+                def tick(i: int, loss: float, done: int = steps + rnd * polish) -> None:
+                    polish_loss[0] = loss
+                    if progress is not None:
+                        progress(done + i, total, loss)
 
-            def tick(i: int, loss: float) -> None:
-                polish_loss[0] = loss
-                if progress is not None:
-                    progress(steps + i, total, loss)
-
-            final_ws, polished = _gauss_newton(generator, final_ws, target, target_points, region, cfg, notes,
-                                               cancel, tick)
-            moved = moved or polished
-            if progress is not None:
-                progress(total, total, polish_loss[0])  # the polish may stop before its last iteration
+                final_ws, polished = _gauss_newton(generator, final_ws, target, target_points, region, cfg, notes,
+                                                   cancel, tick)
+                moved = moved or polished
+        if polish > 0 and not cancelled and progress is not None:
+            progress(total, total, polish_loss[0])  # a polish may stop before its last iteration
         landmark_nme = None
         if best is not None and not cfg.select_by_landmarks:
             last_nme = nme_hist[-1][1] if nme_hist and nme_hist[-1][0] == step and not moved else None
