@@ -95,6 +95,19 @@ def _shift_scores(fw, ws: torch.Tensor, shifts: dict[str, float]) -> torch.Tenso
     return ws + delta.float().reshape(ws.shape)
 
 
+def _points_and_target(fw, image: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+    """The target's mediapipe points and the image as the inversion's target tensor."""
+    from engine.inversion import _prepare_target
+    from engine.landmarks import create_detector
+
+    det = create_detector("mediapipe", video_mode=False)
+    try:
+        points = np.asarray(det.detect(image).points, np.float32)
+    finally:
+        det.close()
+    return points, _prepare_target(image, fw.img_resolution, torch.device("cpu"))
+
+
 def test_lbfgs_polish_brings_back_a_shifted_expression(fw, target) -> None:
     """From the right pose and identity but a wrong gaze, brow, smile and jaw, 30 L-BFGS evaluations on the pixel +
     region loss bring most of the expression back without disturbing the pose."""
@@ -172,19 +185,13 @@ def test_gauss_newton_polish_finds_the_parameter_subspace_and_converges(fw, targ
     expression (mean error well below the L-BFGS test's tolerance), the pixel loss falling by orders of magnitude
     to the floor set by the target's 8-bit quantisation (where the weakest parameters, brows and vertical gaze,
     stay a few hundredths off)."""
-    from engine.inversion import InversionConfig, RegionLoss, _gauss_newton, _prepare_target, pyramid_loss
-    from engine.landmarks import create_detector
+    from engine.inversion import InversionConfig, RegionLoss, _gauss_newton, pyramid_loss
     from engine.metrics import param_errors
 
     ws_true, image = target
     moved = {"gaze_x": -0.8, "gaze_y": 0.8, "brow_raise": 0.8, "smile": 0.8, "jaw_open": 0.6}
     start = _shift_scores(fw, ws_true, moved)
-    det = create_detector("mediapipe", video_mode=False)
-    try:
-        points = np.asarray(det.detect(image).points, np.float32)
-    finally:
-        det.close()
-    t = _prepare_target(image, fw.img_resolution, torch.device("cpu"))
+    points, t = _points_and_target(fw, image)
     cfg = InversionConfig(gn_probes=56)
     notes: list[str] = []
     ticks: list[tuple[int, float]] = []
@@ -240,20 +247,14 @@ def test_gauss_newton_damping_floor_keeps_the_code_out_of_saturation(fw) -> None
     (squashed parameters saturate) into a wrong pucker. With the damping floor (default) it stays in range and
     converges to the true expression."""
     from engine.generators import to_uint8
-    from engine.inversion import InversionConfig, RegionLoss, _gauss_newton, _prepare_target
-    from engine.landmarks import create_detector
+    from engine.inversion import InversionConfig, RegionLoss, _gauss_newton
     from engine.metrics import param_errors
 
     z = torch.randn(1, fw.z_dim, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         ws_true = fw.mapping(z, None, truncation_psi=0.7)
         image = to_uint8(fw.synthesis(ws_true))[0]
-    det = create_detector("mediapipe", video_mode=False)
-    try:
-        points = np.asarray(det.detect(image).points, np.float32)
-    finally:
-        det.close()
-    t = _prepare_target(image, fw.img_resolution, torch.device("cpu"))
+    points, t = _points_and_target(fw, image)
     start = _shift_scores(fw, ws_true, {"pucker": 1.5, "smile": 0.8, "frown": 1.0, "brow_raise": 0.8})
     out = {}
     for floor in (0.0, InversionConfig().gn_damping_floor):
