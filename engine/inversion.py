@@ -308,10 +308,11 @@ def invert(
     region = None
     if target_points is not None and cfg.region_weight > 0:
         region = RegionLoss(target, target_points, cfg.region_blurs, cfg.region_pad)
+    cands = _candidate_codes(generator, cfg, w_avg) if init_ws is None and cfg.init_candidates > 0 else None
     if init_ws is not None:
         ws0 = init_ws.detach().to(device).float().reshape(1, generator.num_ws, generator.w_dim)
-    elif cfg.init_candidates > 0:
-        ws0 = _choose_start(generator, target, target_points, detector, cfg, w_avg, notes)
+    elif cands is not None:
+        ws0 = _choose_start(generator, target, target_points, detector, cfg, cands, notes)
     else:
         ws0 = w_avg[None, None].expand(1, generator.num_ws, generator.w_dim)
     proxy = None
@@ -321,8 +322,8 @@ def invert(
     if target_points is not None and cfg.lm_gn_iters > 0:
         proxy = LandmarkProxy(generator, detector, basis_t, target_points, cfg.lm_fd_step, cfg.lm_fit_points)
         ws0 = proxy.fit(ws0, cfg.lm_gn_iters, notes, cancel)
-    if cfg.appearance_mix and cfg.init_candidates > 0 and init_ws is None:
-        ws0 = _mix_appearance(generator, ws0, target, _candidate_codes(generator, cfg, w_avg), cfg, notes)
+    if cfg.appearance_mix and cands is not None:
+        ws0 = _mix_appearance(generator, ws0, target, cands, cfg, notes)
     ws = ws0.clone().requires_grad_(True)
     n_lbfgs = int(round(cfg.lbfgs_fraction * steps))
     polish = max(0, cfg.gn_iters) if steps > 0 else 0  # steps=0 returns the start: no polish either
@@ -671,7 +672,8 @@ def _invert_restarts(
     try:
         d = detector.detect(_to_uint8(target))
         points = np.asarray(d.points, np.float32) if d.found else None
-        starts = _choose_start(generator, target, points, detector, cfg, w_avg, notes, k=cfg.restarts)
+        starts = _choose_start(generator, target, points, detector, cfg, _candidate_codes(generator, cfg, w_avg), notes,
+                               k=cfg.restarts)
     finally:
         detector.close()
     region = RegionLoss(target, points, cfg.region_blurs, cfg.region_pad) if points is not None else None
@@ -873,17 +875,17 @@ def _choose_start(
     target_points: np.ndarray | None,
     detector: Any,
     cfg: InversionConfig,
-    w_avg: torch.Tensor,
+    cands: torch.Tensor,
     notes: list[str],
     k: int = 1,
 ) -> torch.Tensor:
-    """The best of w̄ and ``cfg.init_candidates`` random codes: landmark NME to the target (when detected) plus
-    the coarse pixel loss. Returns ws [1, num_ws, w_dim] (the ``k`` best: [k, num_ws, w_dim], best first)."""
+    """The best of the candidate codes ``cands`` (``_candidate_codes``: w̄ and ``cfg.init_candidates`` random codes):
+    landmark NME to the target (when detected) plus the coarse pixel loss. Returns ws [1, num_ws, w_dim] (the ``k``
+    best: [k, num_ws, w_dim], best first)."""
     import torch
 
     from engine.metrics import nme
 
-    cands = _candidate_codes(generator, cfg, w_avg)
     with torch.no_grad():
         scores = []
         coarse = tuple(s for s in cfg.scales if s >= 4) or cfg.scales[-1:]

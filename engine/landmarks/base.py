@@ -136,10 +136,10 @@ class LandmarkDetector:
         if not candidates:
             self._previous_box = None
             return Detection.missing(self.num_points)
-        xy = [np.asarray(c, dtype=np.float32)[:, :2] for c in candidates]
-        i = choose_face(xy, self._previous_box if self.video_mode else None)
-        pts = xy[i]
-        depth = np.asarray(candidates[i], dtype=np.float32)[:, 2].copy() if np.shape(candidates[i])[1] > 2 else None
+        arrays = [np.asarray(c, dtype=np.float32) for c in candidates]
+        i = choose_face([a[:, :2] for a in arrays], self._previous_box if self.video_mode else None)
+        pts = arrays[i][:, :2]
+        depth = arrays[i][:, 2].copy() if arrays[i].shape[1] > 2 else None
         box = points_box(pts)
         if self.video_mode:
             self._previous_box = box
