@@ -43,24 +43,29 @@ def _parse_ks(text: str) -> tuple[int, ...]:
               help="Remove what expression directions change outside their region (soft null space of the "
                    "out-of-region Jacobian; engine.distill.locality). Cleaner directions (identity moves about half "
                    "as much), but a FAN trained on them drives FaceWorld less precisely: see docs/RESULTS.md. Also "
-                   "turns on --rotation-samples 4096 unless it is given.")
+                   "turns on --rotation-samples 4096, --mouth-regression and --min-locality 0.95 unless they are "
+                   "given.")
 @click.option("--locality-tau", default=2e-6, show_default=True,
               help="Ridge strength of the localisation relative to the largest eigenvalue (smaller = stronger).")
 @click.option("--rotation-samples", type=int, default=None,
               help="Add three head-rotation directions: w regressed on the 3D head rotation (a rigid fit of "
                    "mediapipe's mesh) of this many samples; they replace the nose region (0 = off; default: 4096 "
                    "with --localise, else 0; engine.distill.rotation).")
-@click.option("--min-locality", default=0.0, show_default=True,
-              help="Prune expression directions whose landmark motion is less concentrated on their region than "
-                   "this share of their region's most local direction (0 = off; 0.95 with --localise: identity "
-                   "0.100 -> 0.088 on one sample set, but it lost the smile on another: RESULTS.md).")
+@click.option("--mouth-regression/--no-mouth-regression", default=None,
+              help="With the rotation directions, also a jaw and a smile direction: w regressed on the mouth's "
+                   "opening and corner lift measured in the head frame of the same 3D fit, with the rotation held "
+                   "fixed (default: on whenever the rotation directions are; engine.distill.rotation).")
+@click.option("--min-locality", type=float, default=None,
+              help="Prune mouth cluster directions whose landmark motion is less concentrated on the mouth than "
+                   "this share of the most local one (0 = off; default: 0.95 with the mouth regression, which "
+                   "keeps the smile and jaw, else 0; RESULTS.md session 6).")
 @click.option("--keep-images", is_flag=True, help="Also keep the rendered images in the sample shards.")
 @click.option("--batch", default=64, show_default=True, help="Samples per shard.")
 @click.option("--device", default="cpu", show_default=True)
 def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: str, ks: str, action_layers: int,
             resolution: int, detect_size: int, max_directions: int, effect_samples: int, localise: bool,
-            locality_tau: float, rotation_samples: int | None, min_locality: float, keep_images: bool,
-            batch: int, device: str) -> None:
+            locality_tau: float, rotation_samples: int | None, mouth_regression: bool | None,
+            min_locality: float | None, keep_images: bool, batch: int, device: str) -> None:
     """CluDistiller: discover latent directions by k-means over generated faces' landmarks.
 
     Writes OUT/directions.safetensors ([n, num_ws, w_dim]) and OUT/directions.json. Samples are kept in
@@ -82,7 +87,7 @@ def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: 
         raise click.ClickException(f"cannot load generator {generator_ref!r}: {e}") from e
     sampling = SamplingConfig(samples=samples, batch=batch, seed=seed, detect_size=detect_size, keep_images=keep_images)
     cfg = distiller_config(regions, ks, action_layers, max_directions, effect_samples, localise, locality_tau,
-                           rotation_samples, min_locality, seed)
+                           rotation_samples, min_locality, seed, mouth_regression)
     try:
         res = distill(gen, out_dir, sampling, cfg)
     except (RuntimeError, ValueError) as e:
@@ -95,13 +100,15 @@ def command(generator_ref: str, samples: int, out_dir: str, seed: int, regions: 
 
 
 def distiller_config(regions: str, ks: str, action_layers: int, max_directions: int, effect_samples: int,
-                     localise: bool, locality_tau: float, rotation_samples: int | None, min_locality: float,
-                     seed: int) -> Any:
-    """The command's options -> ``CluDistillerConfig`` (``--localise`` also turns on 4096 rotation samples unless
-    ``--rotation-samples`` is given)."""
+                     localise: bool, locality_tau: float, rotation_samples: int | None, min_locality: float | None,
+                     seed: int, mouth_regression: bool | None = None) -> Any:
+    """The command's options -> ``CluDistillerConfig``. Unless given: ``--localise`` turns on 4096 rotation samples,
+    the mouth regression follows the rotation directions, and the mouth's locality pruning (0.95) the regression."""
     from engine.distill.cludistiller import CluDistillerConfig
     from engine.distill.locality import LocalityConfig
 
+    rot = (4096 if localise else 0) if rotation_samples is None else rotation_samples
+    mouth = rot > 0 if mouth_regression is None else mouth_regression
     return CluDistillerConfig(
         regions=tuple(r.strip() for r in regions.split(",") if r.strip()),
         ks=_parse_ks(ks),
@@ -110,7 +117,8 @@ def distiller_config(regions: str, ks: str, action_layers: int, max_directions: 
         effect_samples=effect_samples,
         localise=localise,
         locality=LocalityConfig(tau=locality_tau, seed=seed),
-        rotation_samples=(4096 if localise else 0) if rotation_samples is None else rotation_samples,
-        min_locality=min_locality,
+        rotation_samples=rot,
+        mouth_regression=mouth,
+        min_locality=(0.95 if mouth else 0.0) if min_locality is None else min_locality,
         seed=seed,
     )

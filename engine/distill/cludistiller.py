@@ -19,7 +19,9 @@ Normalisation per region (points: the 78-point face set, iBUG-68 + irises):
 
 Options against identity leakage: ``localise`` (expression directions lose what they change outside their region:
 ``engine.distill.locality``) and ``rotation_samples`` (three head-rotation directions regressed on each sample's 3D
-head rotation replace the nose region: ``engine.distill.rotation``), both on with ``d2a distill --localise``; and,
+head rotation replace the nose region: ``engine.distill.rotation``), both on with ``d2a distill --localise``, which
+also adds ``mouth_regression`` (a jaw and a smile direction regressed on the mouth measured in the head frame of the
+same 3D fit; regression directions win the duplicate test against cluster directions: ``prune``); and,
 opt-in, ``min_locality`` (expression directions whose landmark motion spreads beyond their region are pruned:
 ``landmark_locality``; it lost the smile on one of two sample sets, RESULTS.md session 5).
 """
@@ -66,12 +68,16 @@ class CluDistillerConfig:
     locality: LocalityConfig = field(default_factory=LocalityConfig)
     min_locality: float = 0.0  # prune expression candidates whose landmark locality (own-region displacement /
     #                            whole-face displacement) is below this share of their region's most local candidate
-    #                            (0 = off; ``landmark_locality``)
+    #                            (0 = off; ``landmark_locality``) ...
+    min_locality_regions: tuple[str, ...] = ("mouth",)  # ... in these regions: only for the mouth does locality
+    #                            predict identity leakage (r = -0.91; eyes are clean, the brows' identity is inside)
     rotation_samples: int = 0  # add three head-rotation directions regressed on the 3D head rotation of this many
     #                            samples (engine.distill.rotation; 0 = off). They replace the "nose" region, which is
     #                            then skipped: it was there for pitch only, and its clusters carry identity
     #                            (identity/action 0.140 -> 0.100 on FaceWorld with --localise, RESULTS.md session 5)
     rotation_amplitude: float = 2.0  # their size: this many standard deviations of the sample rotations
+    mouth_regression: bool = False  # with rotation_samples: also the jaw and smile directions regressed on the
+    #                                 frontalised mesh's mouth with the head rotation held fixed (rotation.py)
     seed: int = 0
 
 
@@ -268,20 +274,30 @@ def landmark_locality(info: dict[str, Any]) -> float | None:
     return max(eff.get(k, 0.0) for k in keys) / max(eff["face"], 1e-12)
 
 
+def _is_regression(info: dict[str, Any]) -> bool:
+    """A regression direction (engine.distill.rotation), not a cluster one."""
+    return "regression" in info.get("origin", {})
+
+
 def _mark_not_local(infos: list[dict[str, Any]], config: CluDistillerConfig, key: str) -> None:
-    """Mark ``pruned`` the expression candidates less local than ``min_locality`` x their region's most local one
-    (among those with a non-negligible effect). A mouth direction that also moves the jaw line, the nose or the eyes
-    carries face shape (identity) with its action; measured on FaceWorld, locality and identity leakage of the mouth
-    directions correlate at -0.91 (RESULTS.md, session 5)."""
+    """Mark ``pruned`` the expression cluster candidates less local than ``min_locality`` x their region's most local
+    one (among those with a non-negligible effect). A mouth direction that also moves the jaw line, the nose or the
+    eyes carries face shape (identity) with its action; measured on FaceWorld, locality and identity leakage of the
+    mouth clusters correlate at -0.91 (RESULTS.md, session 5). Regression directions are neither judged nor the
+    reference: a smile moves the cheeks too, and its regression direction is the cleanest smile of the bank."""
     best: dict[str, float] = {}
+    def judged(info: dict[str, Any]) -> bool:
+        return info.get("region") in config.min_locality_regions and not _is_regression(info)
+
     for info in infos:
         loc = landmark_locality(info)
-        if loc is not None and _effect(info, key) >= config.min_effect:
+        if loc is not None and judged(info) and _effect(info, key) >= config.min_effect:
             best[info["region"]] = max(best.get(info["region"], 0.0), loc)
     for info in infos:
         loc = landmark_locality(info)
-        if loc is not None and info["region"] in best and loc < config.min_locality * best[info["region"]]:
-            info["pruned"] = f"not local ({loc:.3f} < {config.min_locality} x {best[info['region']]:.3f})"
+        ref = best.get(str(info.get("region")))
+        if loc is not None and judged(info) and ref is not None and loc < config.min_locality * ref:
+            info["pruned"] = f"not local ({loc:.3f} < {config.min_locality} x {ref:.3f})"
 
 
 def prune(
@@ -300,7 +316,10 @@ def prune(
     if config.min_locality > 0:
         _mark_not_local(infos, config, key)
     regions: dict[str, list[int]] = {}
-    for i in sorted(range(len(infos)), key=lambda i: -_effect(infos[i], key)):
+    # regression directions first (each isolates one action with the others held fixed: a cluster direction within
+    # dup_cosine of one is the same action with more of everything else), then the largest effect first
+    first = sorted(range(len(infos)), key=lambda i: (not _is_regression(infos[i]), -_effect(infos[i], key)))
+    for i in first:
         regions.setdefault(str(infos[i].get("region")), []).append(i)
     order = [i for group in itertools.zip_longest(*regions.values()) for i in group if i is not None]
     kept: list[int] = []
@@ -421,7 +440,8 @@ def distill(
             from engine.distill.rotation import rotation_directions
 
             rot, rot_infos = rotation_directions(
-                samples.ws[: config.rotation_samples], renderer, config.action_layers, config.rotation_amplitude
+                samples.ws[: config.rotation_samples], renderer, config.action_layers, config.rotation_amplitude,
+                mouth=config.mouth_regression,
             )
             cand = torch.cat([cand, rot])
             infos = infos + rot_infos
@@ -472,7 +492,8 @@ def _localise(
     from engine.distill.locality import REGION_EFFECT_KEYS, amplitude_factor, localise_directions
 
     todo = set(REGION_EFFECT_KEYS) & set(config.locality.regions)
-    idx = [i for i, info in enumerate(infos) if info["group"] == "expression" and info["region"] in todo]
+    idx = [i for i, info in enumerate(infos)  # regression directions are clean by construction: the localisation
+           if info["group"] == "expression" and info["region"] in todo and not _is_regression(info)]
     if not idx:
         return cand
     before = measure_effects(cand[idx], renderer, base, progress)

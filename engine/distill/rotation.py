@@ -12,6 +12,12 @@ Each direction is one column of the multiple regression ``B = Cov(w, θ) Cov(θ)
 the other two angles held fixed), times ``amplitude`` standard deviations of its angle, on the action layers. The
 directions form the "pose" group (region ``"rotation"``). Generic: renders, the detector's 3D mesh and statistics
 of w only.
+
+The same fit frontalises every mesh, and two mouth actions are measured in that head frame (``mouth_signals``): the
+jaw opening (gap between the inner lips) and the smile (mouth corners raised against the lip centre). Seen in 2D, a
+pitch also bends the lip line, and clusters of the mouth's shape mix the smile with jaw opening, pucker and the
+mouth's identity shape (width, lip thickness). Regressing w on (three angles, jaw, smile) jointly gives the jaw and
+smile columns with the head rotation held fixed (``mouth_directions``, group "expression", region "mouth").
 """
 
 from __future__ import annotations
@@ -52,6 +58,30 @@ def head_rotations(points: np.ndarray, iters: int = 3) -> np.ndarray:
     return Rotation.from_matrix(rot).as_rotvec()
 
 
+def frontalise(points: np.ndarray, rotvecs: np.ndarray) -> np.ndarray:
+    """Point sets [N, P, 3] in their head frame: normalised (``_normalise``) and rotated back by the fitted
+    rotation vectors [N, 3] of ``head_rotations``."""
+    from scipy.spatial.transform import Rotation
+
+    rot = Rotation.from_rotvec(rotvecs).as_matrix()
+    return np.einsum("npi,nij->npj", _normalise(np.asarray(points, np.float64)), rot)
+
+
+MOUTH_SIGNALS = ("jaw", "smile")
+
+
+def mouth_signals(frontal: np.ndarray) -> np.ndarray:
+    """Mouth actions [N, 2] (``MOUTH_SIGNALS``) of frontalised meshes [N, 478, 3] (y down, RMS radius 1):
+    jaw = mean gap of the three inner-lip point pairs; smile = how far the mouth corners sit above the inner lip
+    centre (y down: centre y - corner y)."""
+    from engine.landmarks.schema import IBUG68
+
+    y = frontal[:, IBUG68, 1]  # iBUG-68 numbering: 48/54 corners, 61-63 upper and 65-67 lower inner lip
+    jaw = ((y[:, 67] - y[:, 61]) + (y[:, 66] - y[:, 62]) + (y[:, 65] - y[:, 63])) / 3.0
+    smile = (y[:, 62] + y[:, 66]) / 2.0 - (y[:, 48] + y[:, 54]) / 2.0
+    return np.stack([jaw, smile], 1)
+
+
 def regression_directions(
     ws: torch.Tensor, signals: np.ndarray, action_layers: int, amplitude: float = 2.0
 ) -> torch.Tensor:
@@ -70,19 +100,31 @@ def regression_directions(
 
 
 def rotation_directions(
-    ws: torch.Tensor, renderer: Any, action_layers: int, amplitude: float = 2.0
+    ws: torch.Tensor, renderer: Any, action_layers: int, amplitude: float = 2.0, mouth: bool = False
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """Three head-rotation directions [3, L, D] (about x, y, z) from samples ws [N, L, D]: render, detect the 3D mesh
-    (``renderer.mesh``), fit each sample's rotation, regress. Returns (directions, infos)."""
+    """Three head-rotation directions (about x, y, z) from samples ws [N, L, D]: render, detect the 3D mesh
+    (``renderer.mesh``), fit each sample's rotation, regress. With ``mouth`` also the jaw and smile directions of the
+    joint regression on (angles, ``mouth_signals``). Returns (directions [3 or 5, L, D], infos)."""
     points, found = renderer.mesh(ws)
     if int(found.sum()) < 16:
         raise RuntimeError(f"rotation directions: only {int(found.sum())} of {len(ws)} renders had a face")
+    kept = ws[torch.from_numpy(found)]
     angles = head_rotations(points[found])
-    dirs = regression_directions(ws[torch.from_numpy(found)], angles, action_layers, amplitude)
+    dirs = regression_directions(kept, angles, action_layers, amplitude)
     std = angles.std(0)
     infos = [
         {"region": "rotation", "k": 0, "group": "pose",
          "origin": {"regression": axis, "angle_std": round(float(std[j]), 4), "samples": int(found.sum())}}
         for j, axis in enumerate("xyz")
     ]
+    if mouth:
+        sig = mouth_signals(frontalise(points[found], angles))
+        both = regression_directions(kept, np.concatenate([angles, sig], 1), action_layers, amplitude)
+        dirs = torch.cat([dirs, both[3:]])
+        infos += [
+            {"region": "mouth", "k": 0, "group": "expression",
+             "origin": {"regression": name, "held": "rotation", "signal_std": round(float(sig[:, j].std()), 5),
+                        "samples": int(found.sum())}}
+            for j, name in enumerate(MOUTH_SIGNALS)
+        ]
     return dirs, infos

@@ -144,7 +144,7 @@ def test_cli_default_regions_match_the_library() -> None:
 def test_prune_drops_the_least_local_expression_directions() -> None:
     """With ``min_locality`` an expression candidate whose landmark motion spreads over the face (a mouth direction
     that also moves the jaw line and the eyes: face shape) is pruned; the region's local ones and the pose group
-    stay. Off (0) by default."""
+    stay. Off (0) by default; by default only mouth candidates are judged."""
     from engine.distill.cludistiller import landmark_locality, prune
 
     def info(region: str, group: str, own: float, face: float) -> dict:
@@ -168,6 +168,30 @@ def test_prune_drops_the_least_local_expression_directions() -> None:
     assert torch.equal(kept, dirs[[0, 2, 3, 4]])
     kept, _ = prune(dirs, work, CluDistillerConfig(localise=True))  # a later prune starts afresh
     assert len(kept) == 5
+    # only the mouth is judged by default (its locality predicts identity leakage; the eyes' and brows' does not)
+    infos.append(info("eyes", "expression", 0.03, 0.03))  # locality 1.0 < 0.9 x 3.0
+    dirs = torch.eye(len(infos))[:, None, :].repeat(1, 2, 1)
+    work = [dict(i) for i in infos]
+    assert len(prune(dirs, work, cfg)[0]) == 5 and "pruned" not in work[5]
+    cfg = CluDistillerConfig(localise=True, min_locality=0.9, min_locality_regions=("mouth", "eyes"))
+    assert len(prune(dirs, work, cfg)[0]) == 4 and str(work[5]["pruned"]).startswith("not local")
+
+
+def test_prune_keeps_a_regression_direction_over_its_cluster_duplicate() -> None:
+    """Of two near-duplicates the larger landmark effect stays, unless the other is a regression direction (one action
+    with the others held fixed): a cluster direction that is the same action plus a little of everything else goes."""
+    from engine.distill.cludistiller import prune
+
+    eff = {"face": 0.1, "mouth": 0.3, "peak": 0.3}
+    cluster = {"region": "mouth", "group": "expression", "origin": {"pair": [0, 1]}, "effect": eff}
+    regression = {"region": "mouth", "group": "expression", "origin": {"regression": "smile"},
+                  "effect": {**eff, "mouth": 0.2, "peak": 0.2}}
+    dirs = torch.tensor([[1.0, 0.3, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])[:, None, :]  # cos(0, 1) = 0.96
+    kept, infos = prune(dirs, [dict(cluster), dict(regression), dict(cluster)], CluDistillerConfig(localise=True))
+    assert torch.equal(kept, dirs[[1, 2]])
+    assert [i["origin"] for i in infos] == [{"regression": "smile"}, {"pair": [0, 1]}]
+    kept, _ = prune(dirs, [dict(cluster), dict(cluster), dict(cluster)], CluDistillerConfig(localise=True))
+    assert torch.equal(kept, dirs[[0, 2]])  # between clusters the larger effect wins (ties: the first)
 
 
 def test_head_rotations_and_regression_directions() -> None:
@@ -212,26 +236,61 @@ def test_head_rotations_and_regression_directions() -> None:
     assert share_reg < 0.5 and share_cent > 2.0, (share_reg, share_cent)
 
 
+def test_mouth_signals_are_measured_in_the_head_frame() -> None:
+    """Jaw opening and smile of synthetic meshes are recovered from the frontalised mesh whatever the head's rotation,
+    scale and position; in the image plane the same measure of the smile mixes in the pitch."""
+    from scipy.spatial.transform import Rotation
+
+    from engine.distill.rotation import frontalise, head_rotations, mouth_signals
+    from engine.landmarks.schema import IBUG68
+
+    rng = np.random.default_rng(1)
+    n = 400
+    base = rng.normal(size=(478, 3)) * np.array([1.0, 1.2, 0.5])
+    pts = np.repeat(base[None], n, 0) + 0.01 * rng.normal(size=(n, 478, 3))  # identity/detector noise
+    jaw, smile = rng.uniform(0, 0.3, n), rng.uniform(-0.1, 0.1, n)
+    pts[:, IBUG68[61:64], 1] -= jaw[:, None] / 2  # the inner lips part about their middle (y down)
+    pts[:, IBUG68[65:68], 1] += jaw[:, None] / 2
+    pts[:, IBUG68[[48, 54]], 1] -= smile[:, None]  # corners up
+    angles = rng.normal(size=(n, 3)) * np.array([0.2, 0.35, 0.15])
+    posed = np.einsum("nij,npj->npi", Rotation.from_rotvec(angles).as_matrix(), pts)
+    posed = posed * rng.uniform(50, 80, size=(n, 1, 1)) + rng.normal(size=(n, 1, 3)) * 30
+    sig = mouth_signals(frontalise(posed, head_rotations(posed)))
+    assert np.corrcoef(sig[:, 0], jaw)[0, 1] > 0.98 and np.corrcoef(sig[:, 1], smile)[0, 1] > 0.95
+    flat = posed.copy()
+    flat[..., 2] = 0.0  # the same measure in the image plane: the corners' height also moves with the pitch
+    in_2d = mouth_signals(flat / np.sqrt((flat**2).sum(-1).mean(-1))[:, None, None])
+    assert np.corrcoef(in_2d[:, 1], smile)[0, 1] < 0.8, np.corrcoef(in_2d[:, 1], smile)[0, 1]
+
+
 def test_rotation_directions_on_renders(fw, run) -> None:
     """On FaceWorld renders + mediapipe's 3D mesh: the three rotation directions turn the head (pitch, which this
-    reduced run's clusters miss, included) and move identity less than the reduced run's bank does."""
+    reduced run's clusters miss, included) and move identity less than the reduced run's bank does; the mouth
+    regression's jaw and smile directions each move their action most."""
     from engine.distill.rotation import rotation_directions
     from engine.distill.sampling import LandmarkRenderer
 
     out, sampling, cfg, res = run
     samples = sample_shards(fw, out, sampling, progress=False)
     with LandmarkRenderer(fw) as renderer:
-        dirs, infos = rotation_directions(samples.ws[:256], renderer, cfg.action_layers)
-    assert [i["region"] for i in infos] == ["rotation"] * 3 and {i["group"] for i in infos} == {"pose"}
-    r = check_directions(fw, dirs)
+        dirs, infos = rotation_directions(samples.ws[:256], renderer, cfg.action_layers, mouth=True)
+    assert [(i["region"], i["group"]) for i in infos] == [("rotation", "pose")] * 3 + [("mouth", "expression")] * 2
+    r = check_directions(fw, dirs[:3])
     assert {r.targets[t]["direction"] for t in ("pitch", "yaw", "roll")} == {0, 1, 2}, r.summary()
     assert r.targets["pitch"]["passed"] and r.targets["roll"]["passed"], r.summary()
-    assert r.identity_ratio < check_directions(fw, res.directions).identity_ratio, r.summary()
+    bank = check_directions(fw, res.directions)
+    assert r.identity_ratio < bank.identity_ratio, r.summary()
+    # the jaw and smile columns of the joint regression on (angles, frontal mouth signals) each move their action
+    # most, by more than one natural std
+    m = check_directions(fw, dirs)
+    assert (m.targets["jaw"]["direction"], m.targets["smile"]["direction"]) == (3, 4), m.summary()
+    assert m.targets["jaw"]["passed"] and m.targets["smile"]["passed"], m.summary()
 
 
 def test_localise_turns_on_rotation_directions() -> None:
-    """``d2a distill --localise`` uses the rotation directions (4096 samples) unless told otherwise; without
-    --localise they stay off; min_locality is opt-in. With rotation directions the nose region is skipped."""
+    """``d2a distill --localise`` uses the rotation directions (4096 samples), the mouth regression and the mouth's
+    locality pruning unless told otherwise; without --localise all stay off. With rotation directions the nose
+    region is skipped."""
     from engine.commands.distill import command, distiller_config
 
     opts = {p.name: p.default for p in command.params}
@@ -239,11 +298,14 @@ def test_localise_turns_on_rotation_directions() -> None:
     def cfg_for(**over):
         o = {**opts, **over}
         return distiller_config(o["regions"], o["ks"], o["action_layers"], o["max_directions"], o["effect_samples"],
-                                o["localise"], o["locality_tau"], o["rotation_samples"], o["min_locality"], o["seed"])
+                                o["localise"], o["locality_tau"], o["rotation_samples"], o["min_locality"], o["seed"],
+                                o["mouth_regression"])
 
-    seen = [cfg_for(localise=True), cfg_for(), cfg_for(localise=True, rotation_samples=0, min_locality=0.5)]
-    assert [(c.localise, c.rotation_samples, c.min_locality) for c in seen] == [
-        (True, 4096, 0.0), (False, 0, 0.0), (True, 0, 0.5)]
+    seen = [cfg_for(localise=True), cfg_for(), cfg_for(localise=True, rotation_samples=0, min_locality=0.5),
+            cfg_for(localise=True, mouth_regression=False), cfg_for(rotation_samples=64)]
+    assert [(c.localise, c.rotation_samples, c.mouth_regression, c.min_locality) for c in seen] == [
+        (True, 4096, True, 0.95), (False, 0, False, 0.0), (True, 0, False, 0.5), (True, 4096, False, 0.0),
+        (False, 64, True, 0.95)]
     rng = np.random.default_rng(0)
     ws, pts = torch.randn(60, 2, 4), rng.normal(size=(78, 2)) + 0.05 * rng.normal(size=(60, 78, 2))
     cfg = CluDistillerConfig(regions=("pose", "nose"), ks=(2,), action_layers=1, min_cluster=5)
