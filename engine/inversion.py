@@ -436,6 +436,7 @@ def invert(
                 final_ws, polished = _gauss_newton(generator, final_ws, target, target_points, region, cfg, notes,
                                                    cancel, tick)
                 moved = moved or polished
+        cancelled = cancelled or (cancel is not None and cancel.is_set())  # also when set during a search or polish
         if polish > 0 and not cancelled and progress is not None:
             progress(total, total, polish_loss[0])  # a polish may stop before its last iteration
         landmark_nme = None

@@ -71,6 +71,18 @@ def test_inversion_cancel_and_bad_input(fw, target) -> None:
     assert res.cancelled and res.steps_run == 3 and len(res.losses) == 3
     with pytest.raises(ValueError, match="RGB uint8"):
         invert(fw, image.astype(np.float32), steps=1)
+    # cancelled during the Gauss-Newton polish: reported as cancelled, progress never claims to be complete
+    stop.clear()
+    seen: list[tuple[int, int]] = []
+
+    def progress_polish(i: int, n: int, loss: float) -> None:
+        seen.append((i, n))
+        if i == 5:
+            stop.set()
+
+    cfg = InversionConfig(init_candidates=0, lm_gn_iters=0, gn_iters=4, refine_rounds=2)
+    res = invert(fw, image, steps=3, config=cfg, landmarks=False, progress=progress_polish, cancel=stop)
+    assert res.cancelled and seen[-1] == (5, 3 + 2 * 4), seen
 
 
 def test_pivotal_tuning_on_faceworld_is_a_clear_no_op(fw, target) -> None:
