@@ -64,7 +64,8 @@ class CluDistillerConfig:
     max_directions: int = 64  # keep at most this many (regions in turn, largest effect first)
     orthogonalise_pose: int = 3  # project the top-N pose axes out of expression directions (0 = off)
     localise: bool = False  # remove what expression directions change outside their region (engine.distill.locality):
-    #                         identity/action 0.27 -> 0.13 on FaceWorld, but the FAN drives less precisely (RESULTS.md)
+    #                         identity/action 0.27 -> 0.13 on FaceWorld; 0.09 with the rotation and mouth regression
+    #                         directions and the mouth's locality pruning (``d2a distill --localise``, RESULTS.md)
     locality: LocalityConfig = field(default_factory=LocalityConfig)
     min_locality: float = 0.0  # prune expression candidates whose landmark locality (own-region displacement /
     #                            whole-face displacement) is below this share of their region's most local candidate
