@@ -27,6 +27,9 @@ import click
               help="Per-layer re-norm threshold: this percentile of ||w_l - w_avg|| over random samples.")
 @click.option("--active-fraction", default=1.0, show_default=True,
               help="Fraction of bank directions with a nonzero random coefficient per pair (1 = the paper).")
+@click.option("--eye-range", default=1.0, show_default=True,
+              help="Augmentation range of the bank's eye directions (r ~ U(-x, x); others 1). 0.5 for a --localise "
+                   "bank: its eye directions are large, and at 1 the FAN took head turns for blinks (RESULTS.md).")
 @click.option("--resolution", default=128, show_default=True,
               help="FaceWorld render size for pair rendering/detection (ignored for checkpoints).")
 @click.option("--detect-size", default=0, show_default=True, help="Downsample renders before detection (0 = off).")
@@ -37,7 +40,7 @@ import click
 @click.option("--device", default="cpu", show_default=True)
 def command(generator_ref: str, directions_path: str, out_dir: str, steps: int, batch: int, lr: float, pairs: int,
             val_pairs: int, val_render: int, output: str, heatmap_size: int, sigma: float, width: int,
-            renorm_percentile: float, active_fraction: float, resolution: int, detect_size: int,
+            renorm_percentile: float, active_fraction: float, eye_range: float, resolution: int, detect_size: int,
             shard_sources: int, targets_per_source: int, checkpoint_every: int, seed: int, device: str) -> None:
     """AugDistiller: train the FAN (landmark heatmaps of a source/target pair -> Δw).
 
@@ -50,7 +53,7 @@ def command(generator_ref: str, directions_path: str, out_dir: str, steps: int, 
       d2a train --directions runs/bank/directions.safetensors --out runs/fan --steps 2000
       torchrun --nproc_per_node 2 -m engine.cli train --directions runs/bank/directions.safetensors --out runs/fan
     """
-    from engine.distill.augment import AugmentConfig
+    from engine.distill.augment import AugmentConfig, eye_ranges
     from engine.distill.cludistiller import load_directions
     from engine.distill.fan import FANConfig
     from engine.distill.train import TrainConfig, train
@@ -71,7 +74,8 @@ def command(generator_ref: str, directions_path: str, out_dir: str, steps: int, 
         steps=steps, batch=batch, lr=lr, pairs=pairs, val_pairs=val_pairs, val_render=val_render,
         detect_size=detect_size, checkpoint_every=checkpoint_every, seed=seed,
         shard_sources=shard_sources, targets_per_source=targets_per_source,
-        augment=AugmentConfig(renorm_percentile=renorm_percentile, active_fraction=active_fraction),
+        augment=AugmentConfig(renorm_percentile=renorm_percentile, active_fraction=active_fraction,
+                              direction_ranges=eye_ranges(infos, eye_range) if eye_range != 1.0 else ()),
         fan=FANConfig(action_layers=action_layers, heatmap_size=heatmap_size, sigma=sigma, output=output,
                       width=width),
     )

@@ -67,7 +67,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
-        aug = AugmentConfig(**d.pop("augment", {}))
+        a = dict(d.pop("augment", {}))
+        aug = AugmentConfig(**{**a, "direction_ranges": tuple(a.get("direction_ranges", ()))})
         fan = FANConfig.from_dict(d.pop("fan", {}))
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(augment=aug, fan=fan, **known)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,25 @@ def fw():
     from engine.generators import load_generator
 
     return load_generator("faceworld", resolution=96)
+
+
+def test_eye_directions_get_their_own_augmentation_range() -> None:
+    """``--eye-range``: the coefficients of the bank's eye directions are drawn from U(-x, x), the others from U(-1, 1);
+    the config survives the JSON round trip of a resumed run; a range list that does not fit the bank is refused."""
+    from engine.distill.augment import eye_ranges, sample_delta
+    from engine.distill.train import TrainConfig
+
+    infos = [{"region": "pose"}, {"region": "eye_left"}, {"region": "mouth"}, {"region": "eyes"}]
+    cfg = AugmentConfig(direction_ranges=eye_ranges(infos, 0.5))
+    assert cfg.direction_ranges == (1.0, 0.5, 1.0, 0.5)
+    bank = torch.eye(4)[:, None, :]  # Δw reads back r
+    dw, r = sample_delta(bank, 4000, cfg, torch.Generator().manual_seed(0))
+    assert torch.equal(dw[:, 0], r)
+    top = r.abs().max(0).values
+    assert torch.all(top[[1, 3]] <= 0.5) and torch.all(top[[1, 3]] > 0.49) and torch.all(top[[0, 2]] > 0.99)
+    assert TrainConfig.from_dict(asdict(TrainConfig(augment=cfg))).augment == cfg
+    with pytest.raises(ValueError, match="direction_ranges"):
+        sample_delta(torch.zeros(3, 1, 4), 2, cfg)
 
 
 def test_renorm_bound_holds(fw) -> None:
