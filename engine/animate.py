@@ -27,7 +27,7 @@ zeroing the pose-group coefficients left 29 % of a head turn; see RESULTS.md). F
     FAN on the batch [t, t_expr, t_mask]  ->  dw_pose = dw(t) - dw(t_expr),  dw_expr = dw(t_mask)
     dw_expr  -= its component along the bank's top ``expr_pose_axes`` pose axes (the CluDistiller removed the
              same kind of axes from its expression directions; the FAN still answers an expression-only target
-             with some head motion: pose off left 40 % of the sample clip's head turn, 2.5 % with 3 axes)
+             with some head motion: pose off left 18 % of the sample clip's head turn, 2.7 % with 3 axes)
     dw     = pose_on * pose_gain * dw_pose + expr_gain * dw_expr
 
 With every region on and both gains 1 this is skipped and dw = dw(t) (one FAN pass). Every FAN output is
@@ -72,7 +72,7 @@ class AnimatorConfig:
     smoothing: float = 0.0  # One-Euro strength on the driver points: 0 = off, 1 = strong
     interpolate: int = 0  # in-between frames per step, by linear interpolation of dw (see step_frames)
     expr_pose_axes: int = 3  # with a split: remove the bank's top-N pose axes from dw_expr (0 = off; measured per
-    #                          bundle with benchmarks/pose_split.py: 3 for the embedded v9, 6 for v6; RESULTS.md)
+    #                          bundle with benchmarks/pose_split.py: 3 for the embedded v11, 6 for v6; RESULTS.md)
     localise_sliders: bool = True  # an expression slider moves only its region (engine.distill.locality around the
     #                                source, computed once per region and source: ~1 s at 256² on 2 cores)
 

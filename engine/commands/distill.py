@@ -42,9 +42,9 @@ def _parse_ks(text: str) -> tuple[int, ...]:
 @click.option("--localise/--no-localise", default=False, show_default=True,
               help="Remove what expression directions change outside their region (soft null space of the "
                    "out-of-region Jacobian; engine.distill.locality). Also turns on --rotation-samples 4096, "
-                   "--mouth-regression and --min-locality 0.95 unless they are given. On FaceWorld identity then "
-                   "moves 9 % as much as actions instead of 27 %; its FAN follows head turns with spurious blinks, so "
-                   "the default bundle does not use it yet (docs/RESULTS.md, session 6).")
+                   "--mouth-regression and --min-locality 0.95 unless they are given. The default bundle's recipe: "
+                   "on FaceWorld identity moves 9 % as much as actions instead of 27 % (train its FAN with "
+                   "--eye-range 0.5; docs/RESULTS.md, session 6).")
 @click.option("--locality-tau", default=2e-6, show_default=True,
               help="Ridge strength of the localisation relative to the largest eigenvalue (smaller = stronger).")
 @click.option("--rotation-samples", type=int, default=None,
