@@ -493,7 +493,9 @@ def _localise(
     from engine.distill.locality import REGION_EFFECT_KEYS, amplitude_factor, localise_directions
 
     todo = set(REGION_EFFECT_KEYS) & set(config.locality.regions)
-    idx = [i for i, info in enumerate(infos)  # regression directions are clean by construction: the localisation
+    # regression directions are localised but not rescaled: most of their landmark motion before the localisation was
+    # side effects it removes (the smile's pitch and frown), and giving that back doubled them (RESULTS.md, session 6)
+    idx = [i for i, info in enumerate(infos)
            if info["group"] == "expression" and info["region"] in todo and not _is_regression(info)]
     if not idx:
         return cand

@@ -17,7 +17,8 @@ The same fit frontalises every mesh, and two mouth actions are measured in that 
 jaw opening (gap between the inner lips) and the smile (mouth corners raised against the lip centre). Seen in 2D, a
 pitch also bends the lip line, and clusters of the mouth's shape mix the smile with jaw opening, pucker and the
 mouth's identity shape (width, lip thickness). Regressing w on (three angles, jaw, smile) jointly gives the jaw and
-smile columns with the head rotation held fixed (``mouth_directions``, group "expression", region "mouth").
+smile columns with the head rotation held fixed (``rotation_directions(..., mouth=True)``, group "expression",
+region "mouth").
 """
 
 from __future__ import annotations
