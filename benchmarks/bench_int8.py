@@ -57,7 +57,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
 def main() -> None:
     import onnxruntime as ort
 
-    from engine.runtime.bench import best_thread_ms, build_stylegan2
+    from engine.evaluation.bench import best_thread_ms, build_stylegan2
     from engine.runtime.export import ExportConfig, export_onnx, random_ws, synthesis_module
     from engine.runtime.quantize import QuantizeConfig, mapping_ws, quantize_synthesis, validate_int8
 
@@ -233,7 +233,7 @@ def kernels(reps: int) -> None:
     """GMAC/s of ONNX Runtime's fp32 and int8 3x3 convolutions on this CPU (1 thread, CPU time, best of reps)."""
     import onnxruntime as ort
 
-    from engine.runtime.bench import best_thread_ms
+    from engine.evaluation.bench import best_thread_ms
 
     print(f"load before: {os.getloadavg()}")
     print("| conv | fp32 GMAC/s | u8s8 GMAC/s | u8u8 GMAC/s |")

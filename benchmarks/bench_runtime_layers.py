@@ -20,7 +20,7 @@ import torch
 
 
 def main() -> None:
-    from engine.runtime.bench import best_thread_ms, build_stylegan2, synthesis_conv_layers
+    from engine.evaluation.bench import best_thread_ms, build_stylegan2, synthesis_conv_layers
     from engine.runtime.fast_synthesis import FastSynthesisConfig, _FastConv, winograd_transforms
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

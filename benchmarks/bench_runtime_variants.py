@@ -34,7 +34,7 @@ VARIANTS: dict[str, dict | None] = {
 def main() -> None:
     import onnxruntime as ort
 
-    from engine.runtime.bench import best_thread_ms, build_stylegan2
+    from engine.evaluation.bench import best_thread_ms, build_stylegan2
     from engine.runtime.export import ExportConfig, SynthesisModule, export_onnx, random_ws
     from engine.runtime.fast_synthesis import FastSynthesis, FastSynthesisConfig
 

@@ -5,7 +5,7 @@ and take the difference of the two mean latents: the best any clustering of land
     .venv/bin/python benchmarks/oracle_directions.py --stats-samples 65536 --samples 32768
 
 Prints, per action, the effect on the action itself and the mean effects over the 15 action and the 18 identity
-geometry parameters (natural stds, ``engine.distill.direction_check``), their ratio, and the largest correlation
+geometry parameters (natural stds, ``engine.evaluation.directions``), their ratio, and the largest correlation
 between action and identity-geometry scores on fresh samples. Used for RESULTS.md ("FaceWorld's score whitening").
 """
 
@@ -16,7 +16,7 @@ import json
 
 import torch
 
-from engine.distill.direction_check import CheckConfig, direction_effects
+from engine.evaluation.directions import CheckConfig, direction_effects
 from engine.generators.faceworld.model import FaceWorld, FaceWorldConfig
 
 ACTIONS = ("yaw", "pitch", "jaw_open", "smile", "blink_left", "brow_raise", "gaze_x")

@@ -19,7 +19,8 @@ def render_thumbnails(
     import cv2
     import torch
 
-    from engine.animate import frames_to_uint8, ws_from_seed
+    from engine.animate import frames_to_uint8
+    from engine.latent.mapping import ws_from_seed
 
     g = bundle.generator("cpu")
     out = []

@@ -87,7 +87,7 @@ class Bundle:
 
     def fan_config_obj(self) -> Any:
         """The FAN config as an ``engine.distill.fan.FANConfig``."""
-        from engine.distill.fan import FANConfig
+        from engine.fan import FANConfig
 
         return FANConfig.from_dict(self.fan_config)
 
@@ -173,7 +173,7 @@ class Bundle:
         fan = None
         fan_config = doc.get("fan_config") or {}
         if "fan" in files:
-            from engine.distill.fan import FAN, FANConfig
+            from engine.fan import FAN, FANConfig
 
             state = load_file(str(folder / files["fan"]), device=device)
             cfg = FANConfig.from_dict(fan_config)

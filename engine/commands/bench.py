@@ -38,7 +38,7 @@ def command(bundle: Path | None, generator_ref: str | None, video: Path | None, 
       d2a bench --generator paper256 --backends torch,ort-fast --video clip.mp4
       d2a bench --generator paper256 --no-pipeline --backends torch,ort,ort-int8   # int8: speed vs PSNR
     """
-    from engine.runtime.bench import BenchConfig, run_bench
+    from engine.evaluation.bench import BenchConfig, run_bench
 
     names = tuple(b.strip() for b in backends.split(",") if b.strip())
     cfg = BenchConfig(

@@ -41,7 +41,7 @@ def _parse_ks(text: str) -> tuple[int, ...]:
               help="Sources rendered per candidate direction to measure its landmark effect (pruning).")
 @click.option("--localise/--no-localise", default=False, show_default=True,
               help="Remove what expression directions change outside their region (soft null space of the "
-                   "out-of-region Jacobian; engine.distill.locality). Also turns on --rotation-samples 4096, "
+                   "out-of-region Jacobian; engine.latent.locality). Also turns on --rotation-samples 4096, "
                    "--mouth-regression and --min-locality 0.95 unless they are given. The default bundle's recipe: "
                    "on FaceWorld identity moves 9 % as much as actions instead of 27 % (train its FAN with "
                    "--eye-range 0.5; docs/RESULTS.md, session 6).")
@@ -105,7 +105,7 @@ def distiller_config(regions: str, ks: str, action_layers: int, max_directions: 
     """The command's options -> ``CluDistillerConfig``. Unless given: ``--localise`` turns on 4096 rotation samples,
     the mouth regression follows the rotation directions, and the mouth's locality pruning (0.95) the regression."""
     from engine.distill.cludistiller import CluDistillerConfig
-    from engine.distill.locality import LocalityConfig
+    from engine.latent.locality import LocalityConfig
 
     rot = (4096 if localise else 0) if rotation_samples is None else rotation_samples
     mouth = rot > 0 if mouth_regression is None else mouth_regression

@@ -37,7 +37,7 @@ def command(bundle: Path | None, generator_ref: str | None, out: Path, fp16: boo
       d2a export --generator paper256 --out export/p256 --int8   # + int8 model (lossy, PSNR printed)
     """
     from engine.bundle import load_bundle
-    from engine.runtime.bench import load_bench_generator
+    from engine.evaluation.bench import load_bench_generator
     from engine.runtime.export import ExportConfig, export_fan, export_synthesis, is_stylegan2
 
     cfg = ExportConfig(exporter=exporter)

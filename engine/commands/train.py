@@ -54,10 +54,10 @@ def command(generator_ref: str, directions_path: str, out_dir: str, steps: int, 
       torchrun --nproc_per_node 2 -m engine.cli train --directions runs/bank/directions.safetensors --out runs/fan
     """
     from engine.distill.augment import AugmentConfig, eye_ranges
-    from engine.distill.cludistiller import load_directions
-    from engine.distill.fan import FANConfig
     from engine.distill.train import TrainConfig, train
+    from engine.fan import FANConfig
     from engine.generators import load_generator
+    from engine.latent.bank import load_directions
 
     kwargs = {"resolution": resolution} if generator_ref.lower() == "faceworld" else {}
     try:

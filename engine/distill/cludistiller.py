@@ -18,7 +18,7 @@ Normalisation per region (points: the 78-point face set, iBUG-68 + irises):
   FaceWorld, raw expression centroid differences also turn the head (yaw is the largest landmark variance).
 
 Options against identity leakage: ``localise`` (expression directions lose what they change outside their region:
-``engine.distill.locality``) and ``rotation_samples`` (three head-rotation directions regressed on each sample's 3D
+``engine.latent.locality``) and ``rotation_samples`` (three head-rotation directions regressed on each sample's 3D
 head rotation replace the nose region: ``engine.distill.rotation``), both on with ``d2a distill --localise``, which
 also adds ``mouth_regression`` (a jaw and a smile direction regressed on the mouth measured in the head frame of the
 same 3D fit; regression directions win the duplicate test against cluster directions: ``prune``); and,
@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.distill.locality import REGION_EFFECT_KEYS, LocalityConfig
+from engine.latent.axes import principal_axes, project_out
+from engine.latent.locality import REGION_EFFECT_KEYS, LocalityConfig
 
 REGIONS = ("pose", "face", "mouth", "eyes", "eye_right", "eye_left", "irises", "brows", "jaw", "nose")
 DEFAULT_REGIONS = ("pose", "nose", "mouth", "eyes", "eye_right", "eye_left", "brows")  # chosen by measurement:
@@ -63,7 +64,7 @@ class CluDistillerConfig:
     effect_samples: int = 4  # sources used to measure the landmark effect of a direction
     max_directions: int = 64  # keep at most this many (regions in turn, largest effect first)
     orthogonalise_pose: int = 3  # project the top-N pose axes out of expression directions (0 = off)
-    localise: bool = False  # remove what expression directions change outside their region (engine.distill.locality):
+    localise: bool = False  # remove what expression directions change outside their region (engine.latent.locality):
     #                         identity/action 0.27 -> 0.13 on FaceWorld; 0.09 with the rotation and mouth regression
     #                         directions and the mouth's locality pruning (``d2a distill --localise``, RESULTS.md)
     locality: LocalityConfig = field(default_factory=LocalityConfig)
@@ -382,17 +383,6 @@ def find_directions(
     return cand, infos
 
 
-def principal_axes(vectors: torch.Tensor, rank: int) -> torch.Tensor:
-    """Top ``rank`` principal axes (right singular vectors, not centred) of vectors [m, ...] -> [min(rank, m), F]."""
-    _, _, vh = torch.linalg.svd(vectors.flatten(1), full_matrices=False)
-    return vh[: min(rank, len(vectors))]
-
-
-def project_out(flat: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
-    """flat [m, F] without its components along the orthonormal rows of axes [r, F]."""
-    return flat - (flat @ axes.T) @ axes
-
-
 def orthogonalise_to_pose(
     cand: torch.Tensor, infos: list[dict[str, Any]], rank: int, action_layers: int
 ) -> torch.Tensor:
@@ -426,7 +416,8 @@ def distill(
     """Run the CluDistiller end to end and write ``out_dir/directions.safetensors`` + ``directions.json``."""
     from safetensors.torch import save_file
 
-    from engine.distill.sampling import LandmarkRenderer, map_z, sample_shards
+    from engine.distill.sampling import LandmarkRenderer, sample_shards
+    from engine.latent.mapping import map_z
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -490,7 +481,7 @@ def _localise(
 ) -> torch.Tensor:
     """Localise the expression candidates, then give each back its own region's landmark effect (measured on the
     same sources before and after: the soft projection also shrinks the action a little)."""
-    from engine.distill.locality import REGION_EFFECT_KEYS, amplitude_factor, localise_directions
+    from engine.latent.locality import REGION_EFFECT_KEYS, amplitude_factor, localise_directions
 
     todo = set(REGION_EFFECT_KEYS) & set(config.locality.regions)
     # regression directions are localised but not rescaled: most of their landmark motion before the localisation was
@@ -509,22 +500,3 @@ def _localise(
     return out
 
 
-def load_directions(path: str | Path) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """Read ``directions.safetensors`` (+ the ``directions.json`` beside it when present)."""
-    from safetensors.torch import load_file
-
-    p = Path(path)
-    if p.is_dir():
-        p = p / "directions.safetensors"
-    if not p.is_file():
-        raise FileNotFoundError(f"no directions file at {p}")
-    dirs = load_file(str(p))["directions"]
-    meta = p.with_name("directions.json")
-    infos: list[dict[str, Any]]
-    if meta.is_file():
-        infos = json.loads(meta.read_text())["directions"]
-    else:
-        infos = [{"region": "unknown", "k": 0, "origin": "external", "group": "expression"} for _ in range(len(dirs))]
-    if len(infos) != len(dirs):
-        raise ValueError(f"{p}: {len(dirs)} directions but {len(infos)} entries in {meta.name}")
-    return dirs, infos

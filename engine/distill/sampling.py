@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.latent.mapping import generator_device, map_z, shard_z
+
 
 @dataclass
 class SamplingConfig:
@@ -26,12 +28,6 @@ class SamplingConfig:
     truncation_psi: float = 1.0
     detect_size: int = 0  # downsample renders to this side before detection (0 = native resolution)
     keep_images: bool = False  # also keep the (detection-size) images in the shards
-
-
-def generator_device(g: torch.nn.Module) -> torch.device:
-    for t in list(g.parameters()) + list(g.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 class LandmarkRenderer:
@@ -125,23 +121,6 @@ class Samples:
     drawn: int
     dropped: int
     images: np.ndarray | None = None
-
-
-@torch.no_grad()
-def map_z(generator: torch.nn.Module, z: torch.Tensor, psi: float, batch: int = 1024) -> torch.Tensor:
-    """z [N, z_dim] -> ws [N, num_ws, w_dim] on the CPU (float32), in batches."""
-    dev = generator_device(generator)
-    out = [
-        generator.mapping(z[i : i + batch].to(dev), None, truncation_psi=psi).float().cpu()
-        for i in range(0, z.shape[0], batch)
-    ]
-    return torch.cat(out) if out else torch.zeros(0, generator.num_ws, generator.w_dim)
-
-
-def shard_z(generator: torch.nn.Module, seed: int, index: int, n: int) -> torch.Tensor:
-    """The z of shard ``index``: a deterministic function of (seed, index), so resume never changes the data."""
-    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(index))
-    return torch.randn(n, generator.z_dim, generator=g)
 
 
 def sample_shards(

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from engine.distill.augment import AugmentConfig, augment, measure_layer_radii, renorm_thresholds
-from engine.distill.fan import FAN, FANConfig, fan_inputs, fan_loss
+from engine.fan import FAN, FANConfig, fan_inputs, fan_loss
 
 
 @dataclass
@@ -188,7 +188,8 @@ def build_cache(
     from safetensors.numpy import load_file, save_file
     from tqdm import tqdm
 
-    from engine.distill.sampling import LandmarkRenderer, map_z, shard_z
+    from engine.distill.sampling import LandmarkRenderer
+    from engine.latent.mapping import map_z, shard_z
 
     folder.mkdir(parents=True, exist_ok=True)
     n_src = min(cfg.shard_sources, math.ceil(n_pairs / cfg.targets_per_source))

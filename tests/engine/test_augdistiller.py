@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from engine.distill.augment import AugmentConfig, augment, measure_layer_radii, renorm_thresholds
-from engine.distill.fan import FAN, FANConfig, canonical_points, fan_inputs, fan_loss
+from engine.fan import FAN, FANConfig, canonical_points, fan_inputs, fan_loss
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,7 +136,7 @@ def _small_cfg(steps: int, **kw):
 
 
 def _bank(fw):
-    from engine.distill.direction_check import pca_directions
+    from engine.evaluation.directions import pca_directions
 
     like = torch.zeros(1, fw.num_ws, fw.w_dim)
     like[0, 0, 0] = 8.0  # bank norm of the order of the CluDistiller's directions

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.bundle import Bundle, BundleError, load_bundle
-from engine.distill.fan import FAN, FANConfig, fan_inputs
+from engine.fan import FAN, FANConfig, fan_inputs
 
 POINTS = list(range(0, 40))
 
@@ -66,8 +66,8 @@ def test_bad_bundles(tmp_path) -> None:
 
 def test_default_bundle_beats_no_motion() -> None:
     """The embedded default bundle loads, and its FAN moves held-out sources towards ground-truth targets."""
-    from engine.distill.ablation import action_transfer, evaluate_fan
     from engine.distill.sampling import LandmarkRenderer
+    from engine.evaluation.ablation import action_transfer, evaluate_fan
     from engine.generators import load_generator
     from engine.resources import default_bundle_dir
 

@@ -17,8 +17,8 @@ from engine.distill.cludistiller import (
     load_directions,
     region_features,
 )
-from engine.distill.direction_check import check_directions, pca_directions, random_directions
 from engine.distill.sampling import SamplingConfig, sample_shards
+from engine.evaluation.directions import check_directions, pca_directions, random_directions
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +78,12 @@ def test_bank_moves_actions_and_controls_fail(fw, run) -> None:
 
 
 def test_localisation_lowers_identity_leakage(fw, run) -> None:
-    """The opt-in localisation (engine.distill.locality) on this run's candidates: the expression candidates move
+    """The opt-in localisation (engine.latent.locality) on this run's candidates: the expression candidates move
     identity clearly less relative to actions, and the blink is still there."""
     from engine.distill.cludistiller import _localise
-    from engine.distill.locality import LocalityConfig
-    from engine.distill.sampling import LandmarkRenderer, map_z
+    from engine.distill.sampling import LandmarkRenderer
+    from engine.latent.locality import LocalityConfig
+    from engine.latent.mapping import map_z
 
     out, sampling, cfg, _ = run
     samples = sample_shards(fw, out, sampling, progress=False)

@@ -18,7 +18,7 @@ def test_ddp_two_processes(tmp_path) -> None:
     from safetensors.torch import save_file
 
     from engine.bundle import load_bundle
-    from engine.distill.direction_check import pca_directions
+    from engine.evaluation.directions import pca_directions
     from engine.generators import load_generator
 
     fw = load_generator("faceworld", resolution=96)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from engine.runtime.bench import build_stylegan2
+from engine.evaluation.bench import build_stylegan2
 from engine.runtime.export import ExportConfig, export_fan, export_synthesis
 
 
@@ -36,7 +36,7 @@ def test_export_stylegan2_reference_dynamic_batch(tmp_path) -> None:
 
 
 def test_export_fan(tmp_path) -> None:
-    from engine.distill.fan import FAN, FANConfig
+    from engine.fan import FAN, FANConfig
 
     torch.manual_seed(0)
     cfg = FANConfig(num_ws=6, w_dim=32, action_layers=4, points=list(range(20)), heatmap_size=32, output="full",
@@ -66,8 +66,8 @@ def test_bench_cli_json_schema(tmp_path) -> None:
     Runtime on the FaceWorld renderer), written as JSON. A timing bundle (random bank, untrained FAN) keeps the
     test independent of the trained default bundle."""
     from engine.cli import main
+    from engine.evaluation.bench import make_timing_bundle
     from engine.resources import samples_dir
-    from engine.runtime.bench import make_timing_bundle
 
     clips = sorted(samples_dir().glob("*.mp4"))
     if not clips:

@@ -109,7 +109,7 @@ def _shift_scores(fw, ws: torch.Tensor, shifts: dict[str, float]) -> torch.Tenso
 
 def _points_and_target(fw, image: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
     """The target's mediapipe points and the image as the inversion's target tensor."""
-    from engine.inversion import _prepare_target
+    from engine.inversion.core import _prepare_target
     from engine.landmarks import create_detector
 
     det = create_detector("mediapipe", video_mode=False)
@@ -197,7 +197,7 @@ def test_gauss_newton_polish_finds_the_parameter_subspace_and_converges(fw, targ
     expression (mean error well below the L-BFGS test's tolerance), the pixel loss falling by orders of magnitude
     to the floor set by the target's 8-bit quantisation (where the weakest parameters, brows and vertical gaze,
     stay a few hundredths off)."""
-    from engine.inversion import InversionConfig, RegionLoss, _gauss_newton, pyramid_loss
+    from engine.inversion.core import InversionConfig, RegionLoss, _gauss_newton, pyramid_loss
     from engine.metrics import param_errors
 
     ws_true, image = target
@@ -228,7 +228,7 @@ def test_appearance_mix_jumps_out_of_a_wrong_colour_basin(fw, target) -> None:
     steps cannot cross: a cyclic hue must pass through worse colours): style mixing with the start candidates
     picks appearance layers closer to the target's large colour areas and leaves the action layers untouched;
     from the true code itself no candidate is better, so nothing changes."""
-    from engine.inversion import InversionConfig, _candidate_codes, _mix_appearance, _prepare_target, pyramid_loss
+    from engine.inversion.core import InversionConfig, _candidate_codes, _mix_appearance, _prepare_target, pyramid_loss
     from engine.metrics import param_errors
 
     ws_true, image = target
@@ -259,7 +259,7 @@ def test_gauss_newton_damping_floor_keeps_the_code_out_of_saturation(fw) -> None
     (squashed parameters saturate) into a wrong pucker. With the damping floor (default) it stays in range and
     converges to the true expression."""
     from engine.generators import to_uint8
-    from engine.inversion import InversionConfig, RegionLoss, _gauss_newton
+    from engine.inversion.core import InversionConfig, RegionLoss, _gauss_newton
     from engine.metrics import param_errors
 
     z = torch.randn(1, fw.z_dim, generator=torch.Generator().manual_seed(5))

@@ -1,4 +1,4 @@
-"""Localisation of expression directions (engine.distill.locality) on real FaceWorld renders + real mediapipe."""
+"""Localisation of expression directions (engine.latent.locality) on real FaceWorld renders + real mediapipe."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.distill.locality import (
+from engine.latent.locality import (
     REGION_PARTS,
     amplitude_factor,
     outside_gram,
@@ -69,8 +69,9 @@ def test_localisation_removes_identity_and_keeps_the_blink() -> None:
     """A blink direction polluted with face width and head pitch: after localising it to the left eye, the face
     width and pitch changes vanish and most of the blink stays (FaceWorld's read-outs build the test input and
     score it; the localisation itself only sees renders and landmarks)."""
-    from engine.distill.sampling import LandmarkRenderer, map_z
+    from engine.distill.sampling import LandmarkRenderer
     from engine.generators import load_generator
+    from engine.latent.mapping import map_z
 
     fw = load_generator("faceworld", resolution=128)
     names = list(fw.PARAM_NAMES)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.runtime.bench import build_stylegan2, make_backends
+from engine.evaluation.bench import build_stylegan2, make_backends
 from engine.runtime.export import ExportConfig, export_synthesis, psnr, random_ws
 from engine.runtime.quantize import (
     GRAPHS,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from engine.evaluation.bench import build_stylegan2, synthesis_flops
 from engine.runtime import BackendError, ProviderFallbackWarning, RuntimeConfig, create_backend
-from engine.runtime.bench import build_stylegan2, synthesis_flops
 from engine.runtime.export import psnr, random_ws
 from engine.runtime.fast_synthesis import FastSynthesis, FastSynthesisConfig
 

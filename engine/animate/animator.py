@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from engine.latent.mapping import ws_from_seed
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -73,7 +75,7 @@ class AnimatorConfig:
     interpolate: int = 0  # in-between frames per step, by linear interpolation of dw (see step_frames)
     expr_pose_axes: int = 3  # with a split: remove the bank's top-N pose axes from dw_expr (0 = off; measured per
     #                          bundle with benchmarks/pose_split.py: 3 for the embedded v11, 6 for v6; RESULTS.md)
-    localise_sliders: bool = True  # an expression slider moves only its region (engine.distill.locality around the
+    localise_sliders: bool = True  # an expression slider moves only its region (engine.latent.locality around the
     #                                source, computed once per region and source: ~1 s at 256² on 2 cores)
 
     def validate(self) -> None:
@@ -309,7 +311,7 @@ class Animator:
 
     def _pose_axes(self, rank: int) -> torch.Tensor | None:
         """Top ``rank`` principal axes of the bank's pose directions [r, num_ws * w_dim] (None: no pose group)."""
-        from engine.distill.cludistiller import principal_axes
+        from engine.latent.axes import principal_axes
 
         if rank not in self._pose_axes_cache:
             pose = self.bundle.group_indices("pose")
@@ -329,7 +331,7 @@ class Animator:
         dw_expr = dws[2:3]
         axes = self._pose_axes(cfg.expr_pose_axes) if cfg.expr_pose_axes > 0 else None
         if axes is not None:
-            from engine.distill.cludistiller import project_out
+            from engine.latent.axes import project_out
 
             dw_expr = project_out(dw_expr.flatten(1), axes).view_as(dw_expr)
         return (pose_on * cfg.pose_gain * (dws[0:1] - dws[1:2]) + cfg.expr_gain * dw_expr).contiguous()
@@ -348,8 +350,8 @@ class Animator:
     def _slider_direction(self, i: int) -> torch.Tensor:
         """Bank direction i as a slider moves it: with ``config.localise_sliders`` an expression direction of a
         masked region (eyes, mouth, brows, ...) is localised around the current source, so that e.g. an eye slider
-        no longer changes the face's shape or turns the head (``engine.distill.locality``)."""
-        from engine.distill.locality import REGION_PARTS
+        no longer changes the face's shape or turns the head (``engine.latent.locality``)."""
+        from engine.latent.locality import REGION_PARTS
 
         v = self.directions[i]
         info = self.bundle.directions_info[i] if i < len(self.bundle.directions_info) else {}
@@ -359,7 +361,7 @@ class Animator:
             return v
         filt = self._local_filters.get(region)
         if filt is None:
-            from engine.distill.locality import source_filter
+            from engine.latent.locality import source_filter
 
             pts = self.source_points * (int(self.generator.img_resolution) / self.source_image.shape[1])
             filt = source_filter(self.generator, self.source_ws, pts, region, 40, SLIDER_LAYERS).to(v.device, v.dtype)
@@ -503,7 +505,7 @@ class Animator:
         """Batched FAN on the source: targets (each [478, 2]) -> dw [len, num_ws, w_dim] and timings."""
         import torch
 
-        from engine.distill.fan import FANConfig, fan_inputs
+        from engine.fan import FANConfig, fan_inputs
 
         if self._fan_cfg is None:
             cfg = getattr(self.fan, "config", None)
@@ -657,12 +659,3 @@ def _stable_indices() -> np.ndarray | None:
     return np.array([33, 133, 362, 263, 1, 4, 6, 168, 197, 195, 10, 151, 9, 127, 356, 234, 454])
 
 
-def ws_from_seed(generator: torch.nn.Module, seed: int, *, device: Any = "cpu", psi: float = 0.7) -> torch.Tensor:
-    """W+ code [1, num_ws, w_dim] of a seed: z ~ N(0, I) from ``torch.Generator().manual_seed(seed)``."""
-    import torch
-
-    if hasattr(generator, "ws_from_seed"):
-        return generator.ws_from_seed(seed).to(device)
-    z = torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(int(seed)))
-    with torch.no_grad():
-        return generator.mapping(z.to(device), None, truncation_psi=psi).float()

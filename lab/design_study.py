@@ -1,9 +1,9 @@
 """FAN design measurements on one cached pair set (no re-rendering of training pairs): output head, heatmap size
 and sigma, landmark points, alignment. Each variant trains the same number of steps on the same pairs and is scored
 on the held-out pairs (Δw error, landmark NME after re-rendering) and on bank-independent ground-truth pairs
-(``engine.distill.ablation.action_transfer``).
+(``engine.evaluation.ablation.action_transfer``).
 
-    python -m engine.distill.design_study --run runs/default_bundle/fan --steps 400 --out runs/design/design.json
+    python -m lab.design_study --run runs/default_bundle/fan --steps 400 --out runs/design/design.json
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import torch
 
 def main(argv: list[str] | None = None) -> None:
     import engine.distill.train as T
-    from engine.distill.ablation import action_transfer
-    from engine.distill.fan import FAN, FANConfig, canonical_points, render_heatmaps
     from engine.distill.sampling import LandmarkRenderer
+    from engine.evaluation.ablation import action_transfer
+    from engine.fan import FAN, FANConfig, canonical_points, render_heatmaps
     from engine.generators import load_generator
     from engine.landmarks import schema
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
 
 @torch.no_grad()
 def _evaluate(fan, renderer, ws_s, ws_t, inputs=None):
-    from engine.distill.ablation import evaluate_fan
+    from engine.evaluation.ablation import evaluate_fan
 
     return evaluate_fan(fan, renderer, ws_s, ws_t, inputs)
 

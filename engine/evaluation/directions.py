@@ -149,12 +149,12 @@ def _spread(unit: torch.Tensor, like: torch.Tensor, action_layers: int) -> torch
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m engine.distill.direction_check RUN_DIR/directions.safetensors``: bank vs PCA vs random (JSON)."""
+    """``python -m engine.evaluation.directions RUN_DIR/directions.safetensors``: bank vs PCA vs random (JSON)."""
     import argparse
     import json
 
-    from engine.distill.cludistiller import load_directions
     from engine.generators import load_generator
+    from engine.latent.bank import load_directions
 
     ap = argparse.ArgumentParser(description="Score a direction bank against FaceWorld's ground truth.")
     ap.add_argument("directions")

@@ -142,7 +142,7 @@ def make_timing_bundle(path: str | Path, resolution: int = 256, num_directions: 
     animation is meaningless. Used by tests and when the embedded default bundle is not built yet.
     """
     from engine.bundle import Bundle
-    from engine.distill.fan import FAN, FANConfig
+    from engine.fan import FAN, FANConfig
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -156,7 +156,7 @@ def make_timing_bundle(path: str | Path, resolution: int = 256, num_directions: 
              "origin": [0, i], "norm": 1.0} for i in range(num_directions)]
     bundle = Bundle("faceworld", {"resolution": int(resolution)}, dirs, info, fan=fan,
                     fan_config=fan.config.to_dict(), landmark_points=np.asarray(fan.config.points),
-                    meta={"note": "timing bundle: random bank and untrained FAN (engine.runtime.bench)"})
+                    meta={"note": "timing bundle: random bank and untrained FAN (engine.evaluation.bench)"})
     return bundle.save(path)
 
 

@@ -85,7 +85,7 @@ def outside_gram(
 
     J_out is the Jacobian of the out-of-region pixels with respect to one offset added to ws[:, :action_layers].
     """
-    from engine.distill.sampling import generator_device
+    from engine.latent.mapping import generator_device
 
     dev = generator_device(generator)
     g = torch.Generator(device="cpu").manual_seed(seed)
@@ -145,7 +145,7 @@ def localise_directions(
     """
     from tqdm import tqdm
 
-    from engine.distill.sampling import map_z
+    from engine.latent.mapping import map_z
 
     regions = sorted({str(i.get("region")) for i in infos if i.get("group") == "expression"} & set(config.regions))
     out = directions.clone()

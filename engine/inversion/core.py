@@ -38,7 +38,7 @@ Method (numbers and choices measured in ``docs/RESULTS.md``):
   checkpoint with the best landmark NME, which undid the pixel phase's expression gains).
 * **Region search** (``region_search`` sweeps, last): an eyelid is bistable for gradient steps (once shut it stays
   shut: with 2 threads 2 of the eval's 3 renders ended with a closed eye). The landmark-fit basis is localised to
-  each eye, the brows and the mouth around the current code (``engine.distill.locality``: ridge against the
+  each eye, the brows and the mouth around the current code (``engine.latent.locality``: ridge against the
   Jacobian of the pixels outside the region's boxes) and a coordinate line search along those directions keeps any
   step that lowers the data loss (numbers: RESULTS.md, "Inversion: a localised line search"). The same escapes a
   saturated frown or pucker (a squashed "on" that gradient steps cannot turn off).
@@ -104,7 +104,7 @@ class InversionConfig:
     restarts: int = 1  # full runs from the best `restarts` start candidates; the lowest pixel+region loss wins
     select_by_landmarks: bool = False  # take the action layers from the best-NME checkpoint when clearly better
     region_search: int = 1  # sweeps of the final localised line search (0 = off; a deeply shut eye needs 2-3)
-    region_search_regions: tuple[str, ...] = ("eye_right", "eye_left", "brows", "mouth")  # engine.distill.locality
+    region_search_regions: tuple[str, ...] = ("eye_right", "eye_left", "brows", "mouth")  # engine.latent.locality
     #   regions; the brows and mouth pay off with the Gauss-Newton polish after them (a saturated frown or pucker is
     #   switched off by a localised step, then re-fitted; RESULTS.md, session 4)
     region_search_probes: int = 32  # pixel probes of each region's out-of-region Jacobian
@@ -518,7 +518,7 @@ def _region_search(
     An eyelid is bistable for a gradient method: once the optimiser has closed an open eye, opening it raises the
     loss before it lowers it (measured: with 2 threads, 2 of the eval's 3 renders ended with a closed right eye).
     Here every basis direction is first localised to one region (each eye, the brows, the mouth) around *this* face
-    (``engine.distill.locality``: the ridge against the Jacobian of the pixels outside that region's boxes,
+    (``engine.latent.locality``: the ridge against the Jacobian of the pixels outside that region's boxes,
     estimated at ws), so that moving along it opens or closes that eye, moves its iris, the brows or the lips without
     changing the rest of the face; then, direction by direction, the best of ``cfg.region_search_grid`` steps (by
     the data loss: pixel pyramid + region loss) is taken when it lowers the loss. Sweeps stop early when one finds
@@ -526,7 +526,7 @@ def _region_search(
     """
     import torch
 
-    from engine.distill.locality import source_filter
+    from engine.latent.locality import source_filter
 
     L = cfg.lm_action_layers
     dirs = []
@@ -749,7 +749,7 @@ class LandmarkProxy:
     ) -> None:
         import torch
 
-        from engine.distill.fan import default_points
+        from engine.fan import default_points
 
         self.g = generator
         self.det = detector

@@ -6,8 +6,8 @@ sample's and leaves every identity score unchanged (``action_transfer``). The te
 on any direction bank, so FANs trained on different banks are compared on the same targets. Metric: landmark
 NME (inter-ocular, 78-point face set) between G(ws_s + FAN(kp_s, kp_t)) and the target, and the no-motion NME.
 
-    python -m engine.distill.ablation --bank runs/default_bundle/bank/directions.safetensors --out runs/ablation
-    python -m engine.distill.ablation --evaluate resources/models/faceworld runs/b2/fan/bundle --test-pairs 96
+    python -m engine.evaluation.ablation --bank runs/default_bundle/bank/directions.safetensors --out runs/ablation
+    python -m engine.evaluation.ablation --evaluate resources/models/faceworld runs/b2/fan/bundle --test-pairs 96
 
 runs, at one budget, {CluDistiller bank, PCA directions of w (GANSpace-style), random directions} (same count and
 norm), and fine-tuning vs none on a few sources; writes ``OUT/ablation.json``.
@@ -47,7 +47,7 @@ def evaluate_fan(
     """NME of G(ws_s + FAN(kp_s, kp_t)) vs the target, and the no-motion baseline, over detected pairs.
 
     ``inputs(kp_s, kp_t, config) -> heatmaps`` replaces the FAN's own preprocessing (default ``fan_inputs``)."""
-    from engine.distill.fan import fan_inputs
+    from engine.fan import fan_inputs
 
     inputs = fan_inputs if inputs is None else inputs
     kp_s, f_s = renderer.landmarks(ws_s)
@@ -67,13 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     from engine.distill.augment import AugmentConfig
-    from engine.distill.cludistiller import load_directions
-    from engine.distill.direction_check import pca_directions, random_directions
-    from engine.distill.fan import FANConfig
     from engine.distill.finetune import finetune
     from engine.distill.sampling import LandmarkRenderer
     from engine.distill.train import FinetuneConfig, TrainConfig, train
+    from engine.evaluation.directions import pca_directions, random_directions
+    from engine.fan import FANConfig
     from engine.generators import load_generator
+    from engine.latent.bank import load_directions
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bank", help="direction bank of the bank/PCA/random rows (and their norm budget)")

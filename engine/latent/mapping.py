@@ -1,0 +1,41 @@
+"""z -> w: seeded and batched mapping of a generator, and the device a generator lives on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def generator_device(g: torch.nn.Module) -> torch.device:
+    for t in list(g.parameters()) + list(g.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def map_z(generator: torch.nn.Module, z: torch.Tensor, psi: float, batch: int = 1024) -> torch.Tensor:
+    """z [N, z_dim] -> ws [N, num_ws, w_dim] on the CPU (float32), in batches."""
+    dev = generator_device(generator)
+    out = [
+        generator.mapping(z[i : i + batch].to(dev), None, truncation_psi=psi).float().cpu()
+        for i in range(0, z.shape[0], batch)
+    ]
+    return torch.cat(out) if out else torch.zeros(0, generator.num_ws, generator.w_dim)
+
+
+def shard_z(generator: torch.nn.Module, seed: int, index: int, n: int) -> torch.Tensor:
+    """The z of shard ``index``: a deterministic function of (seed, index), so resume never changes the data."""
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(index))
+    return torch.randn(n, generator.z_dim, generator=g)
+
+
+def ws_from_seed(generator: torch.nn.Module, seed: int, *, device: Any = "cpu", psi: float = 0.7) -> torch.Tensor:
+    """W+ code [1, num_ws, w_dim] of a seed: z ~ N(0, I) from ``torch.Generator().manual_seed(seed)``."""
+    import torch
+
+    if hasattr(generator, "ws_from_seed"):
+        return generator.ws_from_seed(seed).to(device)
+    z = torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+    with torch.no_grad():
+        return generator.mapping(z.to(device), None, truncation_psi=psi).float()
