@@ -38,3 +38,45 @@ def test_cli_help_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "Commands" in out.stdout or "Usage" in out.stdout
+
+
+def _cycles(graph: object, modules: list[str]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), i.e. the import cycles."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.find_modules_directly_imported_by(v):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for m in modules:
+        if m not in index:
+            visit(m)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    # Lazy (function-level) imports count too: a cycle hidden inside a function is still a tangle.
+    import grimp  # ships with import-linter (the dev extra)
+    graph = grimp.build_graph("engine", "d2a_desktop")
+    assert _cycles(graph, sorted(graph.modules)) == []
