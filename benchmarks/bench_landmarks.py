@@ -1,6 +1,6 @@
 """Landmark stack and media I/O benchmark: latency, jitter, backend agreement, heatmap speed.
 
-Usage (numbers go to docs/RESULTS.md, section "FaceWorld and landmarks"):
+Usage (numbers go to docs/RESULTS.md, section "Landmark stack and media I/O"):
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_landmarks.py [--clip ../shared/data/driving/d11.mp4]
         [--frames 120] [--repeats 20] [--threads N]
 Prints a Markdown table. Per-frame detector times are medians over the frames; other times are "median (min)" over
@@ -57,7 +57,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from engine.landmarks import create_detector, schema
-    from engine.landmarks.align import align_image, align_points, nme
+    from engine.landmarks.align import align_image, align_points
+    from engine.landmarks.geometry import nme
     from engine.landmarks.heatmaps import heatmaps
     from engine.landmarks.smoothing import OneEuroFilter
     from engine.media import VideoWriter, read_frames
@@ -155,8 +156,9 @@ def _faceworld_rows(n: int) -> list[tuple[str, str]]:
     """Detected mediapipe points vs FaceWorld's analytic key points on ``n`` random faces (psi 0.7, 256²)."""
     import torch
 
-    from engine.generators import load_generator, to_uint8
+    from engine.generators import load_generator
     from engine.landmarks import create_detector, schema
+    from engine.media import to_uint8
 
     pairs = {
         "irises": (("iris_right", schema.RIGHT_IRIS_CENTER), ("iris_left", schema.LEFT_IRIS_CENTER)),

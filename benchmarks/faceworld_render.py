@@ -1,6 +1,6 @@
 """FaceWorld render time per image, batched: torch eager, ONNX Runtime (CPU), optionally torch.compile.
 
-Usage (numbers go to docs/RESULTS.md, section "FaceWorld and landmarks"):
+Usage (numbers go to docs/RESULTS.md, section "Render time"):
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/faceworld_render.py [--resolutions 128,256,512] [--batches 1,8]
         [--repeats 5] [--threads 2] [--onnx] [--compile]
 Prints a Markdown table of ms per image as "median (min)" over the repeats (the min approximates an idle machine:

@@ -4,7 +4,7 @@
 
 For each ``AnimatorConfig.expr_pose_axes``: the yaw left when the "pose" toggle is off while the driver turns its
 head (share of the yaw with pose on), the yaw a jaw-only expression driver adds in disentangled driving (pose from
-the neutral frame), and the jaw opening that driver still produces (it must survive). Used for RESULTS.md.
+the neutral frame), and the jaw opening that driver still produces (it must survive). RESULTS.md, 'Pose split'.
 """
 
 from __future__ import annotations

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the engine (torch) is imported only when a config is built
+    from engine.animate import AnimatorConfig
+
+
+def live_animator_config() -> AnimatorConfig:
+    """The app's Animator settings: the engine's defaults, with One-Euro smoothing 0.5. A live webcam's landmarks
+    jitter from frame to frame and the viewer sees it at once; offline ``d2a animate``/``d2a eval`` keep 0, which
+    tracks a clip more closely (docs/RESULTS.md, 'Smoothing')."""
+    from engine.animate import AnimatorConfig
+
+    return AnimatorConfig(smoothing=0.5)
 
 
 @dataclass
@@ -38,13 +51,7 @@ class InferenceConfig:
     device: str = "cpu"  # torch device the Animator runs on
     detector: str = "mediapipe"  # landmark backend (engine.landmarks.create_detector name)
     backend: str = "torch"  # generator runtime: "torch" (the Animator's default) | "onnxruntime" (engine.runtime)
-    mode: str = "relative"  # "relative" (motion vs the calibrated neutral) or "absolute"
-    pose_gain: float = 1.0  # scale of head-pose motion
-    expr_gain: float = 1.0  # scale of expression motion
-    smoothing: float = 0.5  # One-Euro smoothing strength 0 (off) .. 1 (strong)
-    regions: dict[str, bool] = field(
-        default_factory=lambda: {"pose": True, "eyes": True, "mouth": True, "brows": True}
-    )  # facial regions the driver controls
+    animator: AnimatorConfig = field(default_factory=live_animator_config)  # mode, gains, smoothing, regions ...
     auto_calibrate_frames: int = 30  # recent frames kept for auto-calibration
     idle_poll_s: float = 0.05  # how long the thread waits for a new frame before checking for commands
 

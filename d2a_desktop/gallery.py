@@ -19,8 +19,8 @@ def render_thumbnails(
     import cv2
     import torch
 
-    from engine.animate import frames_to_uint8
     from engine.latent.mapping import ws_from_seed
+    from engine.media import to_uint8
 
     g = bundle.generator("cpu")
     out = []
@@ -28,7 +28,7 @@ def render_thumbnails(
         if cancel is not None and cancel.is_set():
             break
         with torch.inference_mode():
-            img = frames_to_uint8(g.synthesis(ws_from_seed(g, int(seed)), noise_mode="const"))[0]
+            img = to_uint8(g.synthesis(ws_from_seed(g, int(seed)), noise_mode="const"))[0]
         out.append((int(seed), cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)))
         if progress is not None:
             progress(i + 1, len(seeds))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 
+from engine.timing import RollingStats
+
 
 class RateMeter:
     """Frames per second over the last ``window`` timestamps."""
@@ -28,20 +30,18 @@ class RateMeter:
 
 
 class StageMeter:
-    """Rolling mean latency per named stage (milliseconds)."""
+    """Rolling mean latency per named stage (milliseconds): the engine's ``RollingStats`` as the status bar shows it."""
 
     def __init__(self, window: int = 30) -> None:
-        self._window = window
-        self._stages: dict[str, collections.deque[float]] = {}
+        self._stats = RollingStats(window)
 
     def add(self, stages_ms: dict[str, float]) -> None:
         """Record one frame's stage timings."""
-        for name, ms in stages_ms.items():
-            self._stages.setdefault(name, collections.deque(maxlen=self._window)).append(float(ms))
+        self._stats.add(stages_ms)
 
     def means(self) -> dict[str, float]:
         """Mean milliseconds per stage, in first-seen order."""
-        return {k: sum(v) / len(v) for k, v in self._stages.items() if v}
+        return self._stats.mean()
 
     def summary(self) -> str:
         """A compact one-line summary, e.g. ``detect 3.1 · fan 1.2 · synth 40.0 · total 45.3 ms``."""

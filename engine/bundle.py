@@ -20,10 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.latent.bank import Direction, as_directions
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
     from torch import nn
+
+    from engine.fan import FAN, FANConfig
 
 BUNDLE_FORMAT = "d2a-bundle"
 BUNDLE_VERSION = 1
@@ -42,8 +46,9 @@ class Bundle:
         generator_ref: ``"faceworld"`` or a checkpoint path (relative paths resolve against the bundle folder).
         generator_kwargs: keyword arguments for ``engine.generators.load_generator``.
         directions: the CluDistiller bank, Tensor [n, num_ws, w_dim].
-        directions_info: one dict per direction (region, k, origin, norm, effect, group: "pose"|"expression").
-        fan: the trained FAN (``engine.distill.fan.FAN``) or None.
+        directions_info: one ``engine.latent.bank.Direction`` per direction (region, group: "pose"|"expression",
+            k, origin, norm, effect, ...); JSON entries (mappings) given here are turned into records.
+        fan: the trained FAN (``engine.fan.FAN``) or None.
         fan_config: ``FANConfig.to_dict()`` of the FAN (also the preprocessing of ``fan_inputs``).
         landmark_points: indices (into the 478-point mesh) the FAN uses, np.int64 [K].
         meta: free-form provenance (training command, metrics, thresholds, ...).
@@ -52,8 +57,8 @@ class Bundle:
     generator_ref: str
     generator_kwargs: dict[str, Any]
     directions: torch.Tensor
-    directions_info: list[dict[str, Any]]
-    fan: nn.Module | None = None
+    directions_info: list[Direction]
+    fan: FAN | None = None
     fan_config: dict[str, Any] = field(default_factory=dict)
     landmark_points: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -68,9 +73,10 @@ class Bundle:
             raise BundleError(
                 f"{self.directions.shape[0]} directions but {len(self.directions_info)} directions_info entries"
             )
+        self.directions_info = as_directions(self.directions_info)
         for i, info in enumerate(self.directions_info):
-            if info.get("group", "expression") not in GROUPS:
-                raise BundleError(f"directions_info[{i}]['group'] must be one of {GROUPS}, got {info.get('group')!r}")
+            if _group(info) not in GROUPS:
+                raise BundleError(f"directions_info[{i}]['group'] must be one of {GROUPS}, got {info.group!r}")
         if self.landmark_points is not None:
             self.landmark_points = np.asarray(self.landmark_points, dtype=np.int64)
 
@@ -83,10 +89,10 @@ class Bundle:
         """Indices of the bank directions labelled ``group`` ("pose" or "expression")."""
         if group not in GROUPS:
             raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
-        return [i for i, d in enumerate(self.directions_info) if d.get("group", "expression") == group]
+        return [i for i, d in enumerate(self.directions_info) if _group(d) == group]
 
-    def fan_config_obj(self) -> Any:
-        """The FAN config as an ``engine.distill.fan.FANConfig``."""
+    def fan_config_obj(self) -> FANConfig:
+        """The FAN config as an ``engine.fan.FANConfig``."""
         from engine.fan import FANConfig
 
         return FANConfig.from_dict(self.fan_config)
@@ -120,7 +126,7 @@ class Bundle:
             state = {k: v.detach().cpu().contiguous() for k, v in self.fan.state_dict().items()}
             save_file(state, str(out / "fan.safetensors"))
             files["fan"] = "fan.safetensors"
-            fan_config = self.fan.config.to_dict() if hasattr(self.fan, "config") else dict(self.fan_config)
+            fan_config = self.fan.config.to_dict()
         else:
             fan_config = dict(self.fan_config)
             stale = out / "fan.safetensors"
@@ -132,7 +138,7 @@ class Bundle:
             "generator_ref": self.generator_ref,
             "generator_kwargs": self.generator_kwargs,
             "files": files,
-            "directions_info": self.directions_info,
+            "directions_info": [d.to_dict() for d in self.directions_info],
             "fan_config": fan_config,
             "landmark_points": None if self.landmark_points is None else [int(i) for i in self.landmark_points],
             "meta": self.meta,
@@ -188,7 +194,7 @@ class Bundle:
             generator_ref=str(doc.get("generator_ref", "faceworld")),
             generator_kwargs=dict(doc.get("generator_kwargs") or {}),
             directions=directions,
-            directions_info=list(doc.get("directions_info") or []),
+            directions_info=[Direction.from_dict(d) for d in doc.get("directions_info") or []],
             fan=fan,
             fan_config=fan_config,
             landmark_points=None if points is None else np.asarray(points, dtype=np.int64),
@@ -200,6 +206,11 @@ class Bundle:
 def load_bundle(path: str | Path | None = None, device: str = "cpu") -> Bundle:
     """Load a bundle folder; None -> the embedded default bundle. Same as ``Bundle.load``."""
     return Bundle.load(path, device=device)
+
+
+def _group(d: Direction) -> str | None:
+    """A direction's group; an entry without one is an expression direction."""
+    return d.group if "group" in d else "expression"
 
 
 def _json_default(o: Any) -> Any:

@@ -7,9 +7,10 @@
   metadata of phone videos is not applied.
 * ``VideoWriter(path, fps, size)``: H.264 (libx264, yuv420p) MP4 via PyAV; ``close()`` finalises a playable file.
 * ``read_frames(path, max_frames)``: a whole (short) clip as one array.
+* ``to_uint8(images)``: THE conversion of generator/backend output (float, about [-1, 1]) to uint8 RGB.
 
 Every failure to read or decode raises ``MediaError`` (a ``ValueError``) naming the file and the reason.
-Heavy libraries (PIL, av, cv2) are imported inside the functions.
+Heavy libraries (PIL, av, cv2, torch) are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -18,10 +19,29 @@ import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def to_uint8(images: Any) -> np.ndarray:
+    """Generator or backend output -> uint8 RGB (numpy), ``[N, H, W, 3]`` (or ``[H, W, 3]`` for one image).
+
+    images: a torch tensor or numpy array, float ``[N, 3, H, W]`` / ``[3, H, W]`` in about [-1, 1] (mapped by
+    ``round((x + 1) * 127.5)`` in float32, half to even, clipped to 0..255), or uint8 ``[N, H, W, 3]`` / ``[H, W, 3]``
+    (returned as it is).
+    """
+    x = images if isinstance(images, np.ndarray) else images.detach().float().cpu().numpy()
+    if x.dtype == np.uint8:
+        if x.ndim not in (3, 4) or x.shape[-1] != 3:
+            raise ValueError(f"uint8 images must be [N, H, W, 3] or [H, W, 3], got {x.shape}")
+        return x
+    if x.ndim not in (3, 4) or x.shape[-3] != 3:
+        raise ValueError(f"float images must be [N, 3, H, W] or [3, H, W], got {x.shape}")
+    u8 = np.clip(np.rint((x.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.moveaxis(u8, -3, -1))
 
 
 class MediaError(ValueError):

@@ -20,9 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     import engine.distill.train as T
     from engine.distill.sampling import LandmarkRenderer
     from engine.evaluation.ablation import action_transfer
-    from engine.fan import FAN, FANConfig, canonical_points, render_heatmaps
+    from engine.fan import FAN, FANConfig, canonical_points
     from engine.generators import load_generator
     from engine.landmarks import schema
+    from engine.landmarks.heatmaps import pixel_heatmaps
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="a `d2a train` run folder (its pairs/ and val/ caches are used)")
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         cs, _ = canonical_points(src, src, config)
         ct, _ = canonical_points(tgt, tgt, config)
         s, sg = config.heatmap_size, config.sigma
-        return torch.cat([render_heatmaps(cs, s, sg), render_heatmaps(ct, s, sg)], 1)
+        return torch.cat([pixel_heatmaps(cs, s, sg), pixel_heatmaps(ct, s, sg)], 1)
 
     with LandmarkRenderer(fw) as renderer:
         for name, (fc, mode) in variants.items():

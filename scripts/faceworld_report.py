@@ -71,7 +71,7 @@ def _detect_all(fw, det, params: dict, features: bool = True, batch: int = 16):
     """Render params in batches and detect -> (list of points or None, uint8 images)."""
     import torch
 
-    from engine.generators import to_uint8
+    from engine.media import to_uint8
 
     n = next(iter(params.values())).shape[0]
     pts: list[np.ndarray | None] = []

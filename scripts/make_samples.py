@@ -106,9 +106,9 @@ def script(frames: int) -> list[dict[str, float]]:
 def main() -> None:
     from safetensors.torch import save_file
 
-    from engine.generators import load_generator, to_uint8
+    from engine.generators import load_generator
     from engine.landmarks import create_detector
-    from engine.media import VideoWriter, save_image
+    from engine.media import VideoWriter, save_image, to_uint8
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "resources" / "samples"))

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-REGIONS = ("pose", "eyes", "mouth", "brows")
+from engine.animate.animator import REGION_NAMES as REGIONS
 
 
 def _camera_indices() -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -15,6 +16,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from engine.latent.bank import Direction, as_directions
 
 SCALE = 100  # slider units per 1.0 of offset
 RANGE = 2.0  # offsets in [-RANGE, RANGE] times each bank direction (1.0 = the direction as discovered)
@@ -42,16 +45,16 @@ class DirectionSliders(QWidget):
         layout.addWidget(scroll, 1)
         layout.addWidget(reset)
 
-    def set_directions(self, info: list[dict[str, Any]]) -> None:
-        """Build the sliders from ``bundle.directions_info`` (one dict per direction: group, region, ...)."""
+    def set_directions(self, info: Iterable[Direction | Mapping[str, Any]]) -> None:
+        """Build the sliders from ``bundle.directions_info`` (one record per direction: group, region, ...)."""
         while self._form.count():
             item = self._form.takeAt(0)
             if item.widget() is not None:
                 item.widget().deleteLater()
         self.sliders.clear()
-        groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        for i, d in enumerate(info):
-            key = "pose" if d.get("group") == "pose" else str(d.get("region") or "expression")
+        groups: dict[str, list[tuple[int, Direction]]] = {}
+        for i, d in enumerate(as_directions(info)):
+            key = "pose" if d.group == "pose" else str(d.region or "expression")
             groups.setdefault(key, []).append((i, d))
         for key in sorted(groups, key=lambda k: (k != "pose", k)):
             box = QGroupBox(key)
@@ -78,18 +81,18 @@ class DirectionSliders(QWidget):
         self.reset_requested.emit()
 
 
-def _short_name(i: int, d: dict[str, Any]) -> str:
+def _short_name(i: int, d: Direction) -> str:
     """``#07 mouth``: the index and the landmark region the direction moves most (from the bank's effect map)."""
-    label = d.get("label") or d.get("name")
+    label = d.extra.get("label") or d.extra.get("name")
     if not label:
-        effect = d.get("effect")
+        effect = d.effect
         if isinstance(effect, dict):
             parts = {k: float(v) for k, v in effect.items() if k not in ("face", "expression") and v is not None}
             label = max(parts, key=parts.get) if parts else ""
     return f"#{i:02d} {label}".strip()
 
 
-def _describe(i: int, d: dict[str, Any]) -> str:
+def _describe(i: int, d: Direction) -> str:
     keys = ("group", "region", "label", "k", "origin", "effect")
     parts = [f"{k}: {d[k]}" for k in keys if k in d and not isinstance(d[k], (dict, list))]
     return f"direction {i}" + ("\n" + "\n".join(parts) if parts else "")

@@ -9,12 +9,13 @@ between frames, so the models are only ever touched by this thread.
 from __future__ import annotations
 
 import collections
+import copy
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Signal
@@ -24,7 +25,11 @@ from d2a_desktop.slots import LatestSlot
 from d2a_desktop.workers.base import Worker
 from d2a_desktop.workers.capture import CapturedFrame
 
-Command = Callable[[Any], None]  # receives the Animator, runs in the inference thread
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.animate import Animator
+    from engine.landmarks.base import LandmarkDetector
+
+Command = Callable[["Animator"], None]  # receives the Animator, runs in the inference thread
 
 
 @dataclass(frozen=True)
@@ -66,13 +71,14 @@ class InferenceWorker(Worker):
         self._cancel = threading.Event()
         self._recent: collections.deque[np.ndarray] = collections.deque(maxlen=config.auto_calibrate_frames)
         self._last_points: np.ndarray | None = None
+        self._points_shape: tuple[int, ...] | None = None  # (H, W) of the driver frame the last points came from
         self._face: bool | None = None
         self.processed = 0  # driver frames turned into outputs
         self.dropped = 0  # driver frames skipped because a newer one had arrived
         self.idle = True  # waiting for a frame (nothing in progress)
         self.seen = 0  # counter of the last driver frame taken from the slot
         self.bundle: Any = None
-        self._anim: Any = None  # the Animator; created, used and replaced only in this thread
+        self._anim: Animator | None = None  # the Animator; created, used and replaced only in this thread
         self._count_lock = threading.Lock()
         self._last_error = ""
         self._posted = 0  # commands posted
@@ -110,7 +116,7 @@ class InferenceWorker(Worker):
     def calibrate(self) -> None:
         """Use the latest driver landmarks as the neutral reference."""
 
-        def run(anim: Any) -> None:
+        def run(anim: Animator) -> None:
             if self._last_points is None:
                 self.message.emit("calibrate: no face in view")
                 return
@@ -122,7 +128,7 @@ class InferenceWorker(Worker):
     def auto_calibrate(self) -> None:
         """Pick the most neutral recent frame as the reference."""
 
-        def run(anim: Any) -> None:
+        def run(anim: Animator) -> None:
             if not self._recent:
                 self.message.emit("auto-calibrate: no face seen yet")
                 return
@@ -134,7 +140,7 @@ class InferenceWorker(Worker):
     def update_config(self, **changes: Any) -> None:
         """Change AnimatorConfig fields (mode, pose_gain, expr_gain, smoothing, regions, ...)."""
 
-        def run(anim: Any) -> None:
+        def run(anim: Animator) -> None:
             for key, value in changes.items():
                 setattr(anim.config, key, dict(value) if key == "regions" else value)
             anim.config.validate()
@@ -152,7 +158,7 @@ class InferenceWorker(Worker):
     def set_source(self, source: Any, label: str) -> None:
         """New source: an image (uint8 RGB [H, W, 3], inverted here with progress), a seed, or ws."""
 
-        def run(anim: Any) -> None:
+        def run(anim: Animator) -> None:
             self._cancel.clear()
             name = "inversion" if isinstance(source, np.ndarray) else "source"
 
@@ -178,7 +184,7 @@ class InferenceWorker(Worker):
     def set_bundle(self, bundle: Any, label: str) -> None:
         """Swap the bundle (e.g. a fine-tuned FAN), keeping generator, source, calibration, sliders and settings."""
 
-        def run(anim: Any) -> None:
+        def run(anim: Animator) -> None:
             from engine.animate import Animator
 
             new = Animator(bundle, device=self.config.device, generator=anim.generator, config=anim.config,
@@ -196,39 +202,33 @@ class InferenceWorker(Worker):
         self.post("bundle", run)
 
     # -- the thread --------------------------------------------------------------------------------------------------
-    def _make_animator(self) -> Any:
+    def _make_animator(self) -> Animator:
         """The Animator on the configured runtime (the torch default, or a backend from ``engine.runtime``)."""
         from engine.animate import Animator
 
+        config = copy.deepcopy(self.config.animator)  # live changes go to the Animator's copy, not to the app config
         if self.config.backend == "torch":
-            return Animator(bundle=self.config.bundle, device=self.config.device)
+            return Animator(bundle=self.config.bundle, device=self.config.device, config=config)
         from engine.bundle import load_bundle
         from engine.runtime import RuntimeConfig, create_backend
 
         bundle = load_bundle(self.config.bundle)
         generator = bundle.generator(self.config.device)
         backend = create_backend(RuntimeConfig(backend=self.config.backend), generator)
-        return Animator(bundle, device=self.config.device, generator=generator, backend=backend)
+        return Animator(bundle, device=self.config.device, generator=generator, backend=backend, config=config)
 
-    def _build(self) -> Any:
+    def _build(self) -> LandmarkDetector:
         import torch
 
         from engine.landmarks import create_detector
 
         anim = self._make_animator()
         self._anim = anim
-        self.update_config(
-            mode=self.config.mode,
-            pose_gain=self.config.pose_gain,
-            expr_gain=self.config.expr_gain,
-            smoothing=self.config.smoothing,
-            regions=self.config.regions,
-        )
         detector = create_detector(self.config.detector, video_mode=True)
         self.bundle = anim.bundle
         g = anim.generator
         info = {
-            "bundle": str(getattr(anim.bundle, "path", None) or "default"),
+            "bundle": str(anim.bundle.path or "default"),
             "generator": f"{anim.bundle.generator_ref} {g.img_resolution}px, {g.num_ws}×{g.w_dim} W+",
             "directions": list(anim.bundle.directions_info),
             "fan": type(anim.fan).__name__,
@@ -277,12 +277,14 @@ class InferenceWorker(Worker):
             if self._anim is not None:
                 self._anim.close()
 
-    def _process(self, detector: Any, frame: CapturedFrame) -> None:
+    def _process(self, detector: LandmarkDetector, frame: CapturedFrame) -> None:
         """Detect landmarks on one driver frame and render the output."""
         t0 = time.perf_counter()
         det = detector.detect(frame.image)
         t_det = (time.perf_counter() - t0) * 1000.0
         points = np.asarray(det.points, dtype=np.float32) if det.found else None
+        if points is not None:
+            self._points_shape = frame.image.shape[:2]
         self._note_face(points)
         self._render(frame.image, points, {"detect": t_det}, frame.t)
         self._last_error = ""
@@ -327,7 +329,13 @@ class InferenceWorker(Worker):
     ) -> None:
         # always one clock (monotonic) for the One-Euro filter, also for re-renders after a command
         t_filter = t_capture if t_capture is not None else time.monotonic()
-        out, anim_stages = self._anim.step_timed(points, t_filter)
+        drive = points
+        if points is not None and self._anim.config.mode == "absolute" and self._points_shape is not None:
+            from engine.animate.drive import rescale_driver
+
+            # as in `d2a animate`: absolute mode reads the driver's landmarks in the source's frame
+            drive = rescale_driver(points, self._points_shape, self._anim.source_image.shape)
+        out, anim_stages = self._anim.step_timed(drive, t_filter)
         stages_ms = {**stages, **{k: float(v) for k, v in dict(anim_stages).items() if k != "total"}}
         stages_ms["total"] = sum(stages_ms.values())
         if t_capture is not None:

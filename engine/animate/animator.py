@@ -18,7 +18,8 @@ One step (see ``step_timed`` for the per-stage timing)::
 
 Pose/expression split, region masks and gains act on the FAN's INPUT landmarks (chosen by measurement: the
 bank's group labels are not clean enough — on the default bundle the "expression" directions carry pose too, so
-zeroing the pose-group coefficients left 29 % of a head turn; see RESULTS.md). For a target set t (source frame):
+zeroing the pose-group coefficients left 29 % of a head turn: RESULTS.md, 'Pose split'). For a target set t
+(source frame):
 
     M      = affine fit source -> t on expression-stable points (eye corners, nose, forehead, temples)
     t_expr = source, with the eyes+irises / brows / lips points taken from M^-1(t) (head motion removed;
@@ -49,12 +50,26 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from engine.landmarks import schema
+from engine.landmarks.geometry import fit_similarity, interocular
 from engine.latent.mapping import ws_from_seed
+from engine.media import to_uint8
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-REGION_NAMES = ("pose", "eyes", "mouth", "brows")
+    from engine.bundle import Bundle
+    from engine.fan import FAN, FANConfig
+    from engine.inversion import InversionResult
+    from engine.landmarks.base import Detection, LandmarkDetector
+
+REGION_NAMES = (schema.Region.POSE, schema.Region.EYES, schema.Region.MOUTH, schema.Region.BROWS)  # the toggles
+# the landmark regions each expression toggle freezes when it is off
+_TOGGLE_REGIONS = {
+    schema.Region.EYES: (schema.Region.EYES, schema.Region.IRISES),
+    schema.Region.BROWS: (schema.Region.BROWS,),
+    schema.Region.MOUTH: (schema.Region.MOUTH,),
+}
 SLIDER_LAYERS = 8  # the action layers that localised sliders filter (the CluDistiller's default action_layers)
 STAGES = ("align+heatmaps", "fan", "generator", "convert")
 
@@ -74,7 +89,7 @@ class AnimatorConfig:
     smoothing: float = 0.0  # One-Euro strength on the driver points: 0 = off, 1 = strong
     interpolate: int = 0  # in-between frames per step, by linear interpolation of dw (see step_frames)
     expr_pose_axes: int = 3  # with a split: remove the bank's top-N pose axes from dw_expr (0 = off; measured per
-    #                          bundle with benchmarks/pose_split.py: 3 for the embedded v11, 6 for v6; RESULTS.md)
+    #                          bundle with benchmarks/pose_split.py; 3 for the embedded one: RESULTS.md, 'Pose split')
     localise_sliders: bool = True  # an expression slider moves only its region (engine.latent.locality around the
     #                                source, computed once per region and source: ~1 s at 256² on 2 cores)
 
@@ -102,52 +117,16 @@ class SynthesisBackend(Protocol):
     def __call__(self, ws: torch.Tensor) -> Any: ...
 
 
-class TorchBackend:
-    """The default backend: the generator's own ``synthesis`` in torch eager mode (no grad, constant noise)."""
+def _default_backend(generator: torch.nn.Module) -> Any:
+    """The generator's own synthesis, torch eager, fp32, constant noise, no warm-up (the Animator's first frame
+    warms it up anyway)."""
+    from engine.runtime import RuntimeConfig
+    from engine.runtime.torch_backend import TorchBackend
 
-    def __init__(self, generator: torch.nn.Module) -> None:
-        self.generator = generator
-
-    def __call__(self, ws: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        with torch.inference_mode():
-            return self.generator.synthesis(ws, noise_mode="const")
+    return TorchBackend(generator, RuntimeConfig(warmup_runs=0))
 
 
-def frames_to_uint8(img: Any) -> np.ndarray:
-    """Backend output -> uint8 RGB [N, H, W, 3]: float [N, 3, H, W] in ~[-1, 1] or already uint8 NHWC."""
-    if not isinstance(img, np.ndarray):
-        img = img.detach().float().cpu().numpy()
-    if img.dtype == np.uint8:
-        if img.ndim != 4 or img.shape[-1] != 3:
-            raise ValueError(f"uint8 backend output must be [N, H, W, 3], got {img.shape}")
-        return img
-    if img.ndim != 4 or img.shape[1] != 3:
-        raise ValueError(f"float backend output must be [N, 3, H, W], got {img.shape}")
-    x = np.clip(np.rint((img.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-
-
-# ----------------------------------------------------------------------------------------------- geometry helpers
-
-
-def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares similarity (Umeyama) with ``dst ≈ src @ A.T + b``; returns (A [2, 2] = s R, b [2])."""
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    xs, xd = src - mu_s, dst - mu_d
-    cov = xd.T @ xs / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u @ vt)) or 1.0
-    corr = np.diag([1.0, d])
-    rot = u @ corr @ vt
-    var_s = (xs**2).sum() / len(src)
-    scale = float((sig * np.diag(corr)).sum() / max(var_s, 1e-12))
-    a = scale * rot
-    b = mu_d - a @ mu_s
-    return a, b
+# ----------------------------------------------------------------------------------------------- driving geometry
 
 
 def relative_target(
@@ -171,16 +150,6 @@ def absolute_target(source: np.ndarray, driver: np.ndarray, stable: np.ndarray |
     return (driver @ a.T + b).astype(np.float32)
 
 
-def _interocular(points: np.ndarray) -> float:
-    try:
-        from engine.landmarks import align
-
-        return float(align.interocular(points))
-    except (ImportError, AttributeError):
-        # mediapipe outer eye corners 33 / 263
-        return float(np.linalg.norm(points[33] - points[263]))
-
-
 def neutral_scores(frames: list[np.ndarray]) -> np.ndarray:
     """How far each driver frame is from neutral (lower = more neutral); used by ``auto_calibrate``.
 
@@ -197,15 +166,18 @@ def neutral_scores(frames: list[np.ndarray]) -> np.ndarray:
         aligned.append(p @ a.T + b)
     aligned_arr = np.stack(aligned)
     median = np.median(aligned_arr, axis=0)
-    iod = max(_interocular(ref), 1e-6)
+    iod = max(interocular(ref), 1e-6)
+    s = schema
     scores = []
     for raw, al in zip(pts, aligned_arr):
         shape = float(np.linalg.norm(al - median, axis=1).mean()) / iod
-        eye_iod = max(_interocular(raw), 1e-6)
-        mouth = float(np.linalg.norm(raw[13] - raw[14])) / eye_iod
-        dx, dy = raw[263] - raw[33]
+        eye_iod = max(interocular(raw), 1e-6)
+        mouth = float(np.linalg.norm(raw[s.UPPER_LIP_INNER] - raw[s.LOWER_LIP_INNER])) / eye_iod
+        dx, dy = raw[s.LEFT_EYE_OUTER] - raw[s.RIGHT_EYE_OUTER]
         roll = abs(float(np.arctan2(dy, dx)))
-        yaw = abs(float(np.linalg.norm(raw[1] - raw[33]) - np.linalg.norm(raw[1] - raw[263]))) / eye_iod
+        nose = raw[s.NOSE_TIP]
+        yaw = abs(float(np.linalg.norm(nose - raw[s.RIGHT_EYE_OUTER]) - np.linalg.norm(nose - raw[s.LEFT_EYE_OUTER])))
+        yaw /= eye_iod
         scores.append(shape + 2.0 * mouth + roll + yaw)
     return np.asarray(scores)
 
@@ -224,12 +196,12 @@ class Animator:
 
     def __init__(
         self,
-        bundle: Any = None,  # a loaded Bundle, a bundle folder path, or None for the embedded default
+        bundle: Bundle | str | Path | None = None,  # a loaded Bundle, a bundle folder, None: the embedded default
         *,
         device: str = "cpu",  # torch device of the generator and the FAN
         generator: torch.nn.Module | None = None,  # override the bundle's generator (e.g. a fine-tuned copy)
         config: AnimatorConfig | None = None,  # initial settings (mutable later through .config)
-        backend: Callable[[Any], Any] | None = None,  # ws -> images; default TorchBackend(generator)
+        backend: Callable[[Any], Any] | None = None,  # ws -> images; default engine.runtime's TorchBackend
     ) -> None:
         import torch
 
@@ -241,10 +213,10 @@ class Animator:
         self.device = torch.device(device)
         self.generator = generator if generator is not None else bundle.generator(device)
         self.generator.eval()
-        self.backend = backend if backend is not None else TorchBackend(self.generator)
+        self.backend = backend if backend is not None else _default_backend(self.generator)
         self.config = config if config is not None else AnimatorConfig()
         self.config.validate()
-        self.fan = bundle.fan.to(self.device).eval()
+        self.fan: FAN = bundle.fan.to(self.device).eval()
         self.directions = bundle.directions.to(self.device, torch.float32)  # [n, num_ws, w_dim]
         self._pose_axes_cache: dict[int, torch.Tensor | None] = {}
         self.sliders: dict[int, float] = {}
@@ -258,28 +230,25 @@ class Animator:
         self.last_ws: torch.Tensor | None = None  # the code of the last output frame [1, num_ws, w_dim]
         self.last_inbetweens: list[np.ndarray] = []
         self.last_timings: dict[str, float] = {}
-        self.inversion: Any = None
+        self.inversion: InversionResult | None = None
         self._lock = threading.RLock()
-        self._detector: Any = None
+        self._detector: LandmarkDetector | None = None
         self._filter: Any = None
         self._filter_strength: float = 0.0
         self._t_auto = 0.0
-        self._fan_cfg: Any = None
+        self._fan_cfg: FANConfig | None = None
         self._dw0: torch.Tensor | None = None  # FAN(source, source): its zero-motion bias, subtracted
         self._local_filters: dict[str, torch.Tensor] = {}  # region -> localising filter [D, D] around the source
 
     # ------------------------------------------------------------------------------------------- masks / split
     def _region_points(self, regions: dict[str, bool]) -> np.ndarray:
         """Indices (478 layout) of the points whose motion is frozen by the disabled expression regions."""
-        from engine.landmarks import schema
-
-        groups = {"eyes": ("eyes", "irises"), "brows": ("brows",), "mouth": ("mouth",)}
-        idx = [schema.REGIONS[r] for name, regs in groups.items() if not regions.get(name, True) for r in regs]
+        idx = [schema.REGIONS[r] for name, regs in _TOGGLE_REGIONS.items() if not regions.get(name, True) for r in regs]
         return np.unique(np.concatenate(idx)) if idx else np.zeros(0, np.int64)
 
     def _unposed(self, target: np.ndarray) -> np.ndarray:
         """The target with the head motion (affine fit source -> target on stable points) taken out."""
-        idx = _stable_indices()
+        idx = schema.EXPRESSION_STABLE
         src = self.source_points[idx].astype(np.float64)
         dst = target[idx].astype(np.float64)
         x = np.concatenate([src, np.ones((len(src), 1))], 1)  # [k, 3]
@@ -292,13 +261,13 @@ class Animator:
         face contour, disabled regions) stays at the source (the nose and contour carry the head-turn cues)."""
         out = self.source_points.copy()
         unposed = self._unposed(target)
-        keep = self._region_points({k: not regions.get(k, True) for k in ("eyes", "brows", "mouth")})
+        keep = self._region_points({k: not regions.get(k, True) for k in _TOGGLE_REGIONS})
         out[keep] = unposed[keep]
         return out
 
     def _split_targets(self, t_pose: np.ndarray, t_expr_driver: np.ndarray) -> list[np.ndarray]:
         """[t, t_expr, t_mask] for the split (pose from ``t_pose``, expression from ``t_expr_driver``)."""
-        everything = {"eyes": True, "brows": True, "mouth": True}
+        everything = dict.fromkeys(_TOGGLE_REGIONS, True)
         return [
             t_pose,
             self._expression_only(t_pose, everything),
@@ -327,7 +296,7 @@ class Animator:
         still returns some head motion for it (parallax of the eye and lip points).
         """
         cfg = self.config
-        pose_on = 1.0 if cfg.regions.get("pose", True) else 0.0
+        pose_on = 1.0 if cfg.regions.get(schema.Region.POSE, True) else 0.0
         dw_expr = dws[2:3]
         axes = self._pose_axes(cfg.expr_pose_axes) if cfg.expr_pose_axes > 0 else None
         if axes is not None:
@@ -354,9 +323,11 @@ class Animator:
         from engine.latent.locality import REGION_PARTS
 
         v = self.directions[i]
-        info = self.bundle.directions_info[i] if i < len(self.bundle.directions_info) else {}
-        region = str(info.get("region"))
-        if (not self.config.localise_sliders or info.get("group") != "expression" or region not in REGION_PARTS
+        from engine.latent.bank import Direction
+
+        info = self.bundle.directions_info[i] if i < len(self.bundle.directions_info) else Direction()
+        region = str(info.region)
+        if (not self.config.localise_sliders or info.group != "expression" or region not in REGION_PARTS
                 or self.source_ws is None or self.source_points is None):
             return v
         filt = self._local_filters.get(region)
@@ -375,7 +346,7 @@ class Animator:
         self.sliders.clear()
 
     # ------------------------------------------------------------------------------------------- source
-    def _detect(self, image: np.ndarray) -> Any:
+    def _detect(self, image: np.ndarray) -> Detection:
         if self._detector is None:
             from engine.landmarks import create_detector
 
@@ -384,7 +355,7 @@ class Animator:
 
     def render(self, ws: torch.Tensor) -> np.ndarray:
         """Render W+ codes [N, num_ws, w_dim] through the backend -> uint8 [N, H, W, 3]."""
-        return frames_to_uint8(self.backend(ws.to(self.device)))
+        return to_uint8(self.backend(ws.to(self.device)))
 
     def set_source(
         self,
@@ -423,10 +394,12 @@ class Animator:
             res = invert(g, source, steps=steps, progress=progress, cancel=cancel, **invert_kwargs)
             self.inversion = res
             ws = res.ws.to(self.device)
-            if getattr(res, "generator", None) is not None:  # pivotal tuning returns a tuned copy
+            if res.generator is not None:  # pivotal tuning returns a tuned copy
+                from engine.runtime.torch_backend import TorchBackend
+
                 self.generator = res.generator
-                if isinstance(self.backend, TorchBackend):
-                    self.backend = TorchBackend(self.generator)
+                if isinstance(self.backend, TorchBackend):  # it renders the untuned generator: same settings, new one
+                    self.backend = TorchBackend(self.generator, self.backend.config)
             self.source_input = source
         else:
             raise TypeError(f"source must be an image, a ws tensor or an int seed, got {type(source).__name__}")
@@ -494,7 +467,7 @@ class Animator:
             if ref is None:  # not calibrated yet: the first driver frame becomes the reference
                 self.calibrate(pts)
                 ref = self.reference_points
-            return relative_target(self.source_points, pts, ref, _stable_indices())
+            return relative_target(self.source_points, pts, ref, schema.EXPRESSION_STABLE)
         return pts.copy()  # absolute: the driver's landmarks as they are (an aligned crop in the source's frame)
 
     def predict_dw(self, target_points: np.ndarray) -> torch.Tensor:
@@ -505,11 +478,10 @@ class Animator:
         """Batched FAN on the source: targets (each [478, 2]) -> dw [len, num_ws, w_dim] and timings."""
         import torch
 
-        from engine.fan import FANConfig, fan_inputs
+        from engine.fan import fan_inputs
 
         if self._fan_cfg is None:
-            cfg = getattr(self.fan, "config", None)
-            self._fan_cfg = cfg if cfg is not None else FANConfig.from_dict(self.bundle.fan_config).resolved()
+            self._fan_cfg = self.fan.config
         t0 = time.perf_counter()
         tgt = np.stack([np.asarray(t, np.float32) for t in targets])
         src = np.repeat(self.source_points[None], len(targets), 0)
@@ -575,7 +547,7 @@ class Animator:
             t3 = time.perf_counter()
             raw = self.backend(ws)
             t4 = time.perf_counter()
-            frames = list(frames_to_uint8(raw))
+            frames = list(to_uint8(raw))
             t5 = time.perf_counter()
             self.last_dw = dw
             self.last_ws = ws[-1:].detach()
@@ -613,10 +585,10 @@ class Animator:
             if self.config.mode == "relative":
                 tp = relative_target(self.source_points, _check_points(pose_points),
                                      _check_points(pose_ref if pose_ref is not None else pose_points),
-                                     _stable_indices())
+                                     schema.EXPRESSION_STABLE)
                 te = relative_target(self.source_points, _check_points(expr_points),
                                      _check_points(expr_ref if expr_ref is not None else expr_points),
-                                     _stable_indices())
+                                     schema.EXPRESSION_STABLE)
             else:
                 tp, te = _check_points(pose_points), _check_points(expr_points)
             dws, _ = self._fan(self._split_targets(tp, te))
@@ -651,11 +623,3 @@ def _check_points(points: Any) -> np.ndarray:
     if not np.isfinite(pts).all():
         raise ValueError("driver landmarks contain NaN/inf")
     return pts
-
-
-def _stable_indices() -> np.ndarray | None:
-    """Points that move little with expression (eye corners, nose bridge/tip, face contour) for the fits."""
-    # mediapipe face-mesh: eye corners 33/133/362/263, nose 1/4/6/168/197/195, forehead 10/151/9, temples 127/356
-    return np.array([33, 133, 362, 263, 1, 4, 6, 168, 197, 195, 10, 151, 9, 127, 356, 234, 454])
-
-

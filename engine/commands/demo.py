@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import click
 
 
@@ -26,7 +23,7 @@ def command(out: str, bundle_path: str | None, mode: str, max_frames: int | None
       d2a demo --out /tmp/demo.mp4 --mode absolute
     """
     from engine.animate import Animator, AnimatorConfig
-    from engine.commands.animate import animate_video
+    from engine.animate.drive import animate_video, load_sample_source
     from engine.media import MediaError
     from engine.resources import samples_dir
 
@@ -44,14 +41,3 @@ def command(out: str, bundle_path: str | None, mode: str, max_frames: int | None
     med = info["timings"].get("total", {}).get("median", float("nan"))
     click.echo(f"wrote {out}: {info['frames']} frames, {med:.1f} ms/frame (median)")
 
-
-def load_sample_source(samples: Path) -> Any:
-    """The sample source: its shipped W+ code when present, else the image (inverted on the fly)."""
-    ws_file = samples / "source_ws.safetensors"
-    if ws_file.is_file():
-        from safetensors.torch import load_file
-
-        return load_file(str(ws_file))["ws"]
-    from engine.media import load_image
-
-    return load_image(samples / "source.png")

@@ -72,8 +72,8 @@ def command(generator_ref: str, seeds: str, psi: float, resolution: int, cols: i
     import torch
     from tqdm import tqdm
 
-    from engine.generators import FACEWORLD, load_generator, to_uint8
-    from engine.media import save_image
+    from engine.generators import FACEWORLD, GroundTruth, load_generator
+    from engine.media import save_image, to_uint8
 
     seed_list = parse_seeds(seeds)
     if batch < 1:
@@ -85,7 +85,7 @@ def command(generator_ref: str, seeds: str, psi: float, resolution: int, cols: i
         g = load_generator(generator_ref, **kw)
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot load generator {generator_ref!r}: {exc}") from None
-    is_fw = hasattr(g, "decode")
+    is_fw = isinstance(g, GroundTruth)
     images = []
     truth: dict[str, dict[str, float]] = {}
     with torch.no_grad():

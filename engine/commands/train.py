@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+
+from engine.commands._preset import preset_option, resolve
+from engine.distill.recipes import TRAIN_PRESETS
 
 
 @click.command(name="train")
+@preset_option(TRAIN_PRESETS)
 @click.option("--generator", "generator_ref", default="faceworld", show_default=True,
               help="'faceworld' or a generator checkpoint (.pkl/.pt/.safetensors).")
 @click.option("--directions", "directions_path", required=True, type=click.Path(exists=True),
@@ -28,8 +34,8 @@ import click
 @click.option("--active-fraction", default=1.0, show_default=True,
               help="Fraction of bank directions with a nonzero random coefficient per pair (1 = the paper).")
 @click.option("--eye-range", default=1.0, show_default=True,
-              help="Augmentation range of the bank's eye directions (r ~ U(-x, x); others 1). 0.5 for a --localise "
-                   "bank: its eye directions are large, and at 1 the FAN took head turns for blinks (RESULTS.md).")
+              help="Augmentation range of the bank's eye directions (r ~ U(-x, x); others 1; the default preset: "
+                   "0.5, for a localised bank).")
 @click.option("--resolution", default=128, show_default=True,
               help="FaceWorld render size for pair rendering/detection (ignored for checkpoints).")
 @click.option("--detect-size", default=0, show_default=True, help="Downsample renders before detection (0 = off).")
@@ -38,10 +44,8 @@ import click
 @click.option("--checkpoint-every", default=200, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-def command(generator_ref: str, directions_path: str, out_dir: str, steps: int, batch: int, lr: float, pairs: int,
-            val_pairs: int, val_render: int, output: str, heatmap_size: int, sigma: float, width: int,
-            renorm_percentile: float, active_fraction: float, eye_range: float, resolution: int, detect_size: int,
-            shard_sources: int, targets_per_source: int, checkpoint_every: int, seed: int, device: str) -> None:
+@click.pass_context
+def command(ctx: click.Context, **options: Any) -> None:
     """AugDistiller: train the FAN (landmark heatmaps of a source/target pair -> Δw).
 
     Renders and detects the augmented pairs once (cached in OUT/pairs), trains with AdamW and a cosine schedule,
@@ -50,35 +54,28 @@ def command(generator_ref: str, directions_path: str, out_dir: str, steps: int, 
 
     \b
     Examples:
-      d2a train --directions runs/bank/directions.safetensors --out runs/fan --steps 2000
+      d2a train --directions runs/bank/directions.safetensors --out runs/fan            # the shipped recipe
+      d2a train --preset plain --directions runs/bank/directions.safetensors --out runs/fan --steps 2000
       torchrun --nproc_per_node 2 -m engine.cli train --directions runs/bank/directions.safetensors --out runs/fan
     """
-    from engine.distill.augment import AugmentConfig, eye_ranges
-    from engine.distill.train import TrainConfig, train
-    from engine.fan import FANConfig
+    from engine.distill.recipes import train_config
+    from engine.distill.train import train
     from engine.generators import load_generator
     from engine.latent.bank import load_directions
 
-    kwargs = {"resolution": resolution} if generator_ref.lower() == "faceworld" else {}
+    o = resolve(ctx, TRAIN_PRESETS)
+    generator_ref, out_dir = o["generator_ref"], o["out_dir"]
+    kwargs = {"resolution": o["resolution"]} if generator_ref.lower() == "faceworld" else {}
     try:
-        gen = load_generator(generator_ref, device=device, **kwargs)
-        dirs, infos = load_directions(directions_path)
+        gen = load_generator(generator_ref, device=o["device"], **kwargs)
+        dirs, infos = load_directions(o["directions_path"])
     except (OSError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     if dirs.shape[1:] != (gen.num_ws, gen.w_dim):
         raise click.ClickException(
             f"directions {tuple(dirs.shape)} do not fit the generator (num_ws={gen.num_ws}, w_dim={gen.w_dim})"
         )
-    action_layers = int((dirs.abs().sum((0, 2)) > 0).nonzero().max()) + 1
-    cfg = TrainConfig(
-        steps=steps, batch=batch, lr=lr, pairs=pairs, val_pairs=val_pairs, val_render=val_render,
-        detect_size=detect_size, checkpoint_every=checkpoint_every, seed=seed,
-        shard_sources=shard_sources, targets_per_source=targets_per_source,
-        augment=AugmentConfig(renorm_percentile=renorm_percentile, active_fraction=active_fraction,
-                              direction_ranges=eye_ranges(infos, eye_range) if eye_range != 1.0 else ()),
-        fan=FANConfig(action_layers=action_layers, heatmap_size=heatmap_size, sigma=sigma, output=output,
-                      width=width),
-    )
+    cfg = train_config(o, dirs, infos)
     # The bundle renders at the generator's default resolution; only training renders at --resolution.
     try:
         bundle = train(gen, generator_ref, dirs, infos, out_dir, cfg, generator_kwargs={},

@@ -6,15 +6,21 @@
     Δw ← w_t − w_s   (the training target, after the re-norm)
 
 The thresholds τ_l come from :func:`measure_layer_radii`: a percentile of ‖w_l − w̄‖ over random samples of the
-generator (default the 99th percentile, see ``docs/RESULTS.md``), so a target is never further from w̄ than almost
-all natural samples of the generator - varied actions without leaving the region the generator renders well.
+generator (default the 99th percentile, see ``docs/RESULTS.md``, 'Augmentation: re-norm and eye range'), so a
+target is never further from w̄ than almost all natural samples of the generator - varied actions without leaving
+the region the generator renders well.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+
+from engine.landmarks.schema import EYE_REGIONS
+from engine.latent.bank import Direction, as_directions
 
 
 @dataclass
@@ -29,15 +35,13 @@ class AugmentConfig:
     #                                         ``eye_ranges``
 
 
-EYE_REGIONS = ("eyes", "eye_right", "eye_left", "irises")
-
-
-def eye_ranges(infos: list[dict], eye_range: float) -> tuple[float, ...]:
+def eye_ranges(infos: Iterable[Direction | Mapping[str, Any]], eye_range: float) -> tuple[float, ...]:
     """``AugmentConfig.direction_ranges`` giving the eye directions of a bank (infos from ``load_directions``) the
     range ``eye_range`` and every other direction 1. Why: a localised bank's eye directions each close an eye by about
     3σ; with the full range the training pairs are full of half-closed eyes and the FAN read a head turn's narrowing
-    far eye as a blink (blink error on the sample clip's turned frames 0.397; 0.017 at 0.5: RESULTS.md, session 6)."""
-    return tuple(float(eye_range) if str(i.get("region")) in EYE_REGIONS else 1.0 for i in infos)
+    far eye as a blink (blink error on the sample clip's turned frames 0.397; 0.021 at 0.5: RESULTS.md,
+    'Augmentation: re-norm and eye range')."""
+    return tuple(float(eye_range) if str(d.region) in EYE_REGIONS else 1.0 for d in as_directions(infos))
 
 
 @torch.no_grad()

@@ -19,11 +19,11 @@ Normalisation per region (points: the 78-point face set, iBUG-68 + irises):
 
 Options against identity leakage: ``localise`` (expression directions lose what they change outside their region:
 ``engine.latent.locality``) and ``rotation_samples`` (three head-rotation directions regressed on each sample's 3D
-head rotation replace the nose region: ``engine.distill.rotation``), both on with ``d2a distill --localise``, which
+head rotation replace the nose region: ``engine.distill.rotation``), both on in the "default" preset, which
 also adds ``mouth_regression`` (a jaw and a smile direction regressed on the mouth measured in the head frame of the
 same 3D fit; regression directions win the duplicate test against cluster directions: ``prune``); and,
 opt-in, ``min_locality`` (expression directions whose landmark motion spreads beyond their region are pruned:
-``landmark_locality``; it lost the smile on one of two sample sets, RESULTS.md session 5).
+``landmark_locality``; judged on every region it lost a target on one sample set: RESULTS.md, 'Locality pruning').
 """
 
 from __future__ import annotations
@@ -37,13 +37,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.landmarks import schema
+from engine.landmarks.geometry import segment_frame
 from engine.latent.axes import principal_axes, project_out
+from engine.latent.bank import Direction, as_directions
 from engine.latent.locality import REGION_EFFECT_KEYS, LocalityConfig
 
-REGIONS = ("pose", "face", "mouth", "eyes", "eye_right", "eye_left", "irises", "brows", "jaw", "nose")
-DEFAULT_REGIONS = ("pose", "nose", "mouth", "eyes", "eye_right", "eye_left", "brows")  # chosen by measurement:
-#  RESULTS.md, "CluDistiller regions" (face/jaw add identity shape and little action; per-eye lids find blinks)
-POSE_REGIONS = ("pose", "nose")  # their directions form the "pose" group (the nose's shape in the aligned face shows
+_R = schema.Region
+REGIONS = (_R.POSE, _R.FACE, _R.MOUTH, _R.EYES, _R.EYE_RIGHT, _R.EYE_LEFT, _R.IRISES, _R.BROWS, _R.JAW, _R.NOSE)
+DEFAULT_REGIONS = (_R.POSE, _R.NOSE, _R.MOUTH, _R.EYES, _R.EYE_RIGHT, _R.EYE_LEFT, _R.BROWS)  # chosen by measurement:
+#  RESULTS.md, "CluDistiller regions and k" (face/jaw add identity shape and little action; per-eye lids find blinks)
+POSE_REGIONS = (_R.POSE, _R.NOSE)  # their directions form the "pose" group (the nose's shape in the aligned face shows
 #                                  pitch and yaw as foreshortening, which the whole-face normalisation hides)
 
 
@@ -52,7 +56,8 @@ class CluDistillerConfig:
     """Clustering, collecting and pruning settings."""
 
     regions: tuple[str, ...] = DEFAULT_REGIONS
-    ks: tuple[int, ...] = (2, 3, 4, 6, 8, 12)  # cluster counts per region (12: the smile, measured: RESULTS.md)
+    ks: tuple[int, ...] = (2, 3, 4, 6, 8, 12)  # cluster counts per region (12: the smile; RESULTS.md, 'CluDistiller
+    #                                              regions and k')
     action_layers: int = 8  # directions live on ws[:, :action_layers]
     max_pairs_k: int = 6  # all centroid pairs up to this k; FastICA components beyond
     ica_components: int = 4  # FastICA components kept per (region, k) when k > max_pairs_k
@@ -66,17 +71,18 @@ class CluDistillerConfig:
     orthogonalise_pose: int = 3  # project the top-N pose axes out of expression directions (0 = off)
     localise: bool = False  # remove what expression directions change outside their region (engine.latent.locality):
     #                         identity/action 0.27 -> 0.13 on FaceWorld; 0.09 with the rotation and mouth regression
-    #                         directions and the mouth's locality pruning (``d2a distill --localise``, RESULTS.md)
+    #                         directions and the mouth's locality pruning (the "default" preset of recipes.py)
     locality: LocalityConfig = field(default_factory=LocalityConfig)
     min_locality: float = 0.0  # prune expression candidates whose landmark locality (own-region displacement /
     #                            whole-face displacement) is below this share of their region's most local candidate
     #                            (0 = off; ``landmark_locality``) ...
-    min_locality_regions: tuple[str, ...] = ("mouth",)  # ... in these regions: only for the mouth does locality
+    min_locality_regions: tuple[str, ...] = (_R.MOUTH,)  # ... in these regions: only for the mouth does locality
     #                            predict identity leakage (r = -0.91; eyes are clean, the brows' identity is inside)
     rotation_samples: int = 0  # add three head-rotation directions regressed on the 3D head rotation of this many
     #                            samples (engine.distill.rotation; 0 = off). They replace the "nose" region, which is
     #                            then skipped: it was there for pitch only, and its clusters carry identity
-    #                            (identity/action 0.140 -> 0.100 on FaceWorld with --localise, RESULTS.md session 5)
+    #                            (identity/action 0.140 -> 0.100 on FaceWorld: RESULTS.md, 'Head-rotation and mouth
+    #                            regression directions')
     rotation_amplitude: float = 2.0  # their size: this many standard deviations of the sample rotations
     mouth_regression: bool = False  # with rotation_samples: also the jaw and smile directions regressed on the
     #                                 frontalised mesh's mouth with the head rotation held fixed (rotation.py)
@@ -89,21 +95,14 @@ class CluDistillerConfig:
 
 
 def _eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eye centres ([N, 2], [N, 2]) of the 78-point face set: the mean of each eye's six iBUG points."""
-    return points[:, 36:42].mean(1), points[:, 42:48].mean(1)
+    """Eye centres ([N, 2], [N, 2]) of the 78-point face set: the mean of each eye's six iBUG lid points."""
+    return points[:, schema.IBUG_RIGHT_EYE].mean(1), points[:, schema.IBUG_LEFT_EYE].mean(1)
 
 
-def align_similarity(points: np.ndarray) -> np.ndarray:
-    """Full similarity alignment of [N, 78, 2]: eye midpoint -> origin, eye line -> +x, inter-ocular -> 1."""
-    r, l = _eye_centres(points)
-    mid = (r + l) / 2.0
-    d = l - r
-    iod = np.linalg.norm(d, axis=1).clip(1e-6)
-    c, s = d[:, 0] / iod, d[:, 1] / iod
-    x = points - mid[:, None]
-    c, s = c[:, None], s[:, None]
-    xr = np.stack([c * x[..., 0] + s * x[..., 1], -s * x[..., 0] + c * x[..., 1]], -1)
-    return xr / iod[:, None, None]
+def eye_frame(points: np.ndarray) -> np.ndarray:
+    """[N, 78, 2] in the frame of the eyes: eye midpoint -> origin, eye line -> +x, eye-centre distance -> 1 (a
+    similarity that removes the head's roll, scale and translation without a fit)."""
+    return segment_frame(points, *_eye_centres(points))
 
 
 def normalise_translation_scale(points: np.ndarray) -> np.ndarray:
@@ -113,53 +112,50 @@ def normalise_translation_scale(points: np.ndarray) -> np.ndarray:
     return c / rms[:, None, None]
 
 
-def _local_frame(pts: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Points [N, P, 2] in the frame of the segment a -> b ([N, 2] each): midpoint origin, a->b = +x, |ab| = 1."""
-    mid = (a + b) / 2.0
-    d = b - a
-    n = np.linalg.norm(d, axis=1).clip(1e-6)
-    c, s = (d[:, 0] / n)[:, None], (d[:, 1] / n)[:, None]
-    x = pts - mid[:, None]
-    return np.stack([c * x[..., 0] + s * x[..., 1], -s * x[..., 0] + c * x[..., 1]], -1) / n[:, None, None]
+def _in_eye_frame(points: np.ndarray, side: str, lids: bool, iris: bool) -> np.ndarray:
+    """One eye's lid and/or iris points [N, P, 2] in its corner-to-corner frame (image left to right)."""
+    lid = schema.FACE_EYE_LIDS[side]
+    parts = ([points[:, lid]] if lids else []) + ([points[:, schema.FACE_EYE_IRISES[side]]] if iris else [])
+    pts = parts[0] if len(parts) == 1 else np.concatenate(parts, 1)
+    return segment_frame(pts, points[:, lid[0]], points[:, lid[3]])
 
 
 def region_features(points: np.ndarray, region: str) -> np.ndarray:
     """Flattened normalised landmarks of ``region`` for k-means: [N, 78, 2] -> [N, F].
 
     * ``pose``: all points, translation/scale only (rotation kept).
-    * ``face``, ``jaw``, ``nose``: the region's points after the face's similarity alignment.
+    * ``face``, ``jaw``, ``nose``: the region's points in the eye frame (``eye_frame``).
     * ``eyes``: each eye (6 lid points + 5 iris points) in its own corner-to-corner frame: lid aperture (blink) and
       iris position (gaze), independent of eye size/spacing and little affected by head pose.
     * ``eye_right``, ``eye_left``: one eye's 6 lid points in its corner frame (each eye blinks on its own; with
       the irises in the features k-means splits on gaze first). ``irises``: the 10 iris points in the eye frames.
     * ``mouth``: the 20 lip points in the mouth-corner frame (opening, smile curvature, pucker).
-    * ``brows``: brow points relative to the eye centres in the aligned face (raise, frown).
+    * ``brows``: brow points relative to the eye centres in the eye frame (raise, frown).
     """
     n = len(points)
-    if region == "pose":
+    R, regions = schema.Region, schema.FACE_REGIONS
+    if region == R.POSE:
         return normalise_translation_scale(points).reshape(n, -1)
-    if region == "eyes":
-        right = _local_frame(np.concatenate([points[:, 36:42], points[:, 68:73]], 1), points[:, 36], points[:, 39])
-        left = _local_frame(np.concatenate([points[:, 42:48], points[:, 73:78]], 1), points[:, 42], points[:, 45])
+    if region == R.EYES:
+        right = _in_eye_frame(points, R.EYE_RIGHT, lids=True, iris=True)
+        left = _in_eye_frame(points, R.EYE_LEFT, lids=True, iris=True)
         return np.concatenate([right, left], 1).reshape(n, -1)
-    if region in ("eye_right", "eye_left"):
-        lo = 36 if region == "eye_right" else 42
-        return _local_frame(points[:, lo : lo + 6], points[:, lo], points[:, lo + 3]).reshape(n, -1)
-    if region == "irises":
-        right = _local_frame(points[:, 68:73], points[:, 36], points[:, 39])
-        left = _local_frame(points[:, 73:78], points[:, 42], points[:, 45])
+    if region in (R.EYE_RIGHT, R.EYE_LEFT):
+        return _in_eye_frame(points, region, lids=True, iris=False).reshape(n, -1)
+    if region == R.IRISES:
+        right = _in_eye_frame(points, R.EYE_RIGHT, lids=False, iris=True)
+        left = _in_eye_frame(points, R.EYE_LEFT, lids=False, iris=True)
         return np.concatenate([right, left], 1).reshape(n, -1)
-    if region == "mouth":
-        return _local_frame(points[:, 48:68], points[:, 48], points[:, 54]).reshape(n, -1)
-    a = align_similarity(points)
-    if region == "brows":
-        return (a[:, 17:27] - a[:, 36:48].mean(1, keepdims=True)).reshape(n, -1)
-    if region == "face":
+    if region == R.MOUTH:
+        corners = points[:, schema.IBUG_MOUTH_RIGHT], points[:, schema.IBUG_MOUTH_LEFT]
+        return segment_frame(points[:, regions[R.MOUTH]], *corners).reshape(n, -1)
+    a = eye_frame(points)
+    if region == R.BROWS:
+        return (a[:, regions[R.BROWS]] - a[:, regions[R.EYES]].mean(1, keepdims=True)).reshape(n, -1)
+    if region == R.FACE:
         return a.reshape(n, -1)
-    if region == "jaw":
-        return a[:, 0:17].reshape(n, -1)
-    if region == "nose":
-        return a[:, 27:36].reshape(n, -1)
+    if region in (R.JAW, R.NOSE):
+        return a[:, regions[region]].reshape(n, -1)
     raise ValueError(f"unknown region {region!r}; choose from {', '.join(REGIONS)}")
 
 
@@ -225,20 +221,18 @@ def collect(
 
 def region_effects(src: np.ndarray, tgt: np.ndarray, found: np.ndarray) -> dict[str, float]:
     """Mean point displacement per region (x inter-ocular of the source) between [M, 78, 2] landmark sets."""
-    from engine.landmarks import schema
-
     if not found.any():
-        return {"face": 0.0}
+        return {_R.FACE: 0.0}
     s, t = src[found], tgt[found]
     r, l = _eye_centres(s)
     iod = np.linalg.norm(l - r, axis=1).clip(1e-6)
     disp = np.linalg.norm(t - s, axis=-1) / iod[:, None]  # [M, 78]
-    eff = {"face": float(disp.mean())}
+    eff = {_R.FACE: float(disp.mean())}
     for name, idx in schema.FACE_REGIONS.items():
-        if name != "face":
+        if name != _R.FACE:
             eff[name] = float(disp[:, idx].mean())
     # Non-rigid part: displacement left after a full similarity alignment of both.
-    eff["expression"] = float(np.linalg.norm(align_similarity(t) - align_similarity(s), axis=-1).mean())
+    eff["expression"] = float(np.linalg.norm(eye_frame(t) - eye_frame(s), axis=-1).mean())
     # The largest per-region mean displacement (pruning ranks by it with localise: a blink moves 12 of 78 points,
     # so the whole-face mean of a localised blink direction is small although its eyelids move a lot).
     eff["peak"] = max(v for k, v in eff.items() if k != "expression")
@@ -262,7 +256,7 @@ def measure_effects(
 def _effect(info: dict[str, Any], key: str) -> float:
     """A candidate's landmark effect for pruning (x inter-ocular): ``key`` "face" or "peak" (see min_effect)."""
     eff = info["effect"]
-    return float(eff.get(key, eff["face"]))
+    return float(eff.get(key, eff[_R.FACE]))
 
 
 def landmark_locality(info: dict[str, Any]) -> float | None:
@@ -273,7 +267,7 @@ def landmark_locality(info: dict[str, Any]) -> float | None:
     if info.get("group") != "expression" or not keys:
         return None
     eff = info["effect"]
-    return max(eff.get(k, 0.0) for k in keys) / max(eff["face"], 1e-12)
+    return max(eff.get(k, 0.0) for k in keys) / max(eff[_R.FACE], 1e-12)
 
 
 def _is_regression(info: dict[str, Any]) -> bool:
@@ -285,7 +279,7 @@ def _mark_not_local(infos: list[dict[str, Any]], config: CluDistillerConfig, key
     """Mark ``pruned`` the expression cluster candidates less local than ``min_locality`` x their region's most local
     one (among those with a non-negligible effect). A mouth direction that also moves the jaw line, the nose or the
     eyes carries face shape (identity) with its action; measured on FaceWorld, locality and identity leakage of the
-    mouth clusters correlate at -0.91 (RESULTS.md, session 5). Regression directions are neither judged nor the
+    mouth clusters correlate at -0.91 (RESULTS.md, 'Locality pruning'). Regression directions are neither judged nor the
     reference: a smile moves the cheeks too, and its regression direction is the cleanest smile of the bank."""
     best: dict[str, float] = {}
     def judged(info: dict[str, Any]) -> bool:
@@ -312,7 +306,7 @@ def prune(
     region represented: ranking by raw landmark effect alone would fill the bank with head-pose directions and drop
     the small but essential eyelid and brow motions (measured: brows kept 3 of 48 slots that way).
     """
-    key = "peak" if config.localise else "face"
+    key = "peak" if config.localise else _R.FACE
     for info in infos:
         info.pop("pruned", None)
     if config.min_locality > 0:
@@ -355,7 +349,7 @@ def prune(
 @dataclass
 class DistillResult:
     directions: torch.Tensor  # [n, num_ws, w_dim]
-    infos: list[dict[str, Any]]
+    infos: list[Direction]  # the records of directions.json (built as dicts while distilling)
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -366,7 +360,7 @@ def find_directions(
     from tqdm import tqdm
 
     dirs, infos = [], []
-    regions = [r for r in config.regions if not (r == "nose" and config.rotation_samples > 0)]  # see the config
+    regions = [r for r in config.regions if not (r == _R.NOSE and config.rotation_samples > 0)]  # see the config
     grid = [(r, k) for r in regions for k in config.ks]
     for region, k in tqdm(grid, desc="clustering", unit="run", disable=not progress):
         feats = region_features(points, region)
@@ -472,7 +466,7 @@ def distill(
         "w_avg_layers": int(dirs.shape[1]),
     }
     (out / "directions.json").write_text(json.dumps(doc, indent=1))
-    return DistillResult(dirs, kept, stats)
+    return DistillResult(dirs, as_directions(kept), stats)
 
 
 def _localise(
@@ -485,7 +479,8 @@ def _localise(
 
     todo = set(REGION_EFFECT_KEYS) & set(config.locality.regions)
     # regression directions are localised but not rescaled: most of their landmark motion before the localisation was
-    # side effects it removes (the smile's pitch and frown), and giving that back doubled them (RESULTS.md, session 6)
+    # side effects it removes (the smile's pitch and frown), and giving that back doubled them (RESULTS.md,
+    # 'Head-rotation and mouth regression directions')
     idx = [i for i, info in enumerate(infos)
            if info["group"] == "expression" and info["region"] in todo and not _is_regression(info)]
     if not idx:

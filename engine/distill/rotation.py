@@ -1,12 +1,13 @@
 """Head-rotation directions: regression of w on each sample's 3D head rotation (a rigid fit of the detector's mesh).
 
 Why: the clusters of the "nose" region were the bank's only pitch directions, and they carry identity (eye height,
-nose length, eye spacing shift the nose in the eye-aligned face just as pitch foreshortens it: RESULTS.md, session
-5). A cluster centroid difference carries whatever differs between the two clusters' faces. A regression of w on a
-signal carries identity only as far as that signal responds to identity, and the signal here is the head rotation:
-a head rotation moves the face's 3D points rigidly, identity and expression deform them. mediapipe's mesh gives
-every point a depth, so each sample's rotation relative to the mean mesh is an orthogonal Procrustes fit
-(``head_rotations``: generalised Procrustes over the samples, scale and translation removed).
+nose length, eye spacing shift the nose in the eye-aligned face just as pitch foreshortens it: RESULTS.md,
+'Head-rotation and mouth regression directions'). A cluster centroid difference carries whatever differs between
+the two clusters' faces. A regression of w on a signal carries identity only as far as that signal responds to
+identity, and the signal here is the head rotation: a head rotation moves the face's 3D points rigidly, identity
+and expression deform them. mediapipe's mesh gives every point a depth, so each sample's rotation relative to the
+mean mesh is an orthogonal Procrustes fit (``head_rotations``: generalised Procrustes over the samples, scale and
+translation removed).
 
 Each direction is one column of the multiple regression ``B = Cov(w, θ) Cov(θ)⁻¹`` (θ: the three rotation angles;
 the other two angles held fixed), times ``amplitude`` standard deviations of its angle, on the action layers. The

@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from engine.latent.mapping import generator_device, map_z, shard_z
+
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.landmarks.base import LandmarkDetector
 
 
 @dataclass
@@ -39,7 +43,9 @@ class LandmarkRenderer:
         detector: a ``engine.landmarks`` detector (default: a static-image mediapipe detector, owned and closed here).
     """
 
-    def __init__(self, generator: torch.nn.Module, detect_size: int = 0, detector: object | None = None) -> None:
+    def __init__(
+        self, generator: torch.nn.Module, detect_size: int = 0, detector: LandmarkDetector | None = None
+    ) -> None:
         self.generator = generator
         self.detect_size = int(detect_size)
         self._own = detector is None
@@ -47,13 +53,13 @@ class LandmarkRenderer:
             from engine.landmarks import create_detector
 
             detector = create_detector("mediapipe", video_mode=False)
-        self.detector = detector
+        self.detector: LandmarkDetector = detector
         self.device = generator_device(generator)
 
     @torch.no_grad()
     def render(self, ws: torch.Tensor) -> np.ndarray:
         """ws [N, num_ws, w_dim] -> uint8 RGB [N, s, s, 3] at the detection size."""
-        from engine.generators import to_uint8
+        from engine.media import to_uint8
 
         img = self.generator.synthesis(ws.to(self.device), noise_mode="const")
         if self.detect_size and img.shape[-1] > self.detect_size:
@@ -77,7 +83,7 @@ class LandmarkRenderer:
     def mesh(self, ws: torch.Tensor, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """ws [N, num_ws, w_dim] -> (the detector's whole point set with depth [N, K, 3] (x, y, z in detection
         pixels), found [N]). Needs a detector that estimates depth (mediapipe); raises RuntimeError otherwise."""
-        k = int(getattr(self.detector, "num_points", 0))
+        k = int(self.detector.num_points)
         pts = np.zeros((len(ws), k, 3), np.float32)
         found = np.zeros(len(ws), bool)
         for start in range(0, len(ws), batch):
@@ -85,7 +91,7 @@ class LandmarkRenderer:
                 if not d.found:
                     continue
                 if d.depth is None:
-                    raise RuntimeError(f"the {getattr(self.detector, 'name', '?')} detector estimates no depth")
+                    raise RuntimeError(f"the {self.detector.name} detector estimates no depth")
                 pts[start + i] = np.concatenate([d.points, d.depth[:, None]], 1)
                 found[start + i] = True
         return pts, found
@@ -102,7 +108,7 @@ class LandmarkRenderer:
         return np.concatenate(pts), np.concatenate(found)
 
     def close(self) -> None:
-        if self._own and hasattr(self.detector, "close"):
+        if self._own:
             self.detector.close()
 
     def __enter__(self) -> LandmarkRenderer:

@@ -267,10 +267,15 @@ def nme_points(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.linalg.norm(pred - target, axis=-1).mean(-1) / iod
 
 
+def _unwrap(fan: torch.nn.Module) -> FAN:
+    """The FAN itself, also when a DistributedDataParallel wraps it."""
+    return fan.module if isinstance(fan, torch.nn.parallel.DistributedDataParallel) else fan
+
+
 @torch.no_grad()
 def predict(fan: torch.nn.Module, kp_s: torch.Tensor, kp_t: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """FAN prediction for landmark pairs [M, 78, 2] -> Δw̃ [M, num_ws, w_dim]."""
-    core = fan.module if hasattr(fan, "module") else fan
+    core = _unwrap(fan)
     out = [core(fan_inputs(kp_s[i : i + batch], kp_t[i : i + batch], core.config)) for i in range(0, len(kp_s), batch)]
     return torch.cat(out)
 
@@ -280,7 +285,7 @@ def validate(
     fan: torch.nn.Module, val: PairSet, bank: torch.Tensor, th: Thresholds, cfg: TrainConfig, renderer: Any = None
 ) -> dict[str, float]:
     """Δw error on the held-out pairs (+ landmark NME after re-rendering ``cfg.val_render`` of them)."""
-    core = fan.module if hasattr(fan, "module") else fan
+    core = _unwrap(fan)
     was = core.training
     core.eval()
     ws_s = val.ws_src[val.src]
@@ -339,7 +344,7 @@ def fit(
     from tqdm import tqdm
 
     dist = dist or Dist()
-    core = fan.module if hasattr(fan, "module") else fan
+    core = _unwrap(fan)
     L = core.config.action_layers
     decay, no_decay = [], []
     for p in core.parameters():

@@ -17,17 +17,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from engine.generators.protocol import require_ground_truth
+
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.generators.protocol import Generator, GroundTruth
 
 TEST_SEED = 777_000
 
 
 @torch.no_grad()
-def action_transfer(fw: Any, n: int, seed: int = TEST_SEED, psi: float = 0.8) -> tuple[torch.Tensor, torch.Tensor]:
+def action_transfer(
+    generator: Generator, n: int, seed: int = TEST_SEED, psi: float = 0.8
+) -> tuple[torch.Tensor, torch.Tensor]:
     """n held-out (ws_s, ws_t) pairs [n, num_ws, w_dim]: same identity, the actions of another sample."""
+    fw = require_ground_truth(generator, "the action-transfer test set")
     g = torch.Generator().manual_seed(seed)
     ws_s = fw.mapping(torch.randn(n, fw.z_dim, generator=g), truncation_psi=psi)
     ws_o = fw.mapping(torch.randn(n, fw.z_dim, generator=g), truncation_psi=psi)
@@ -159,7 +167,7 @@ def _evaluate_bundles(paths: list[str], test_pairs: int, resolution: int) -> Non
 
 
 @torch.no_grad()
-def _transfer_to(fw: Any, ws_s: torch.Tensor, ws_o: torch.Tensor) -> torch.Tensor:
+def _transfer_to(fw: GroundTruth, ws_s: torch.Tensor, ws_o: torch.Tensor) -> torch.Tensor:
     """ws_s with the action scores of ws_o (minimum-norm change, identity scores unchanged)."""
     names = list(fw.PARAM_NAMES)
     act = torch.tensor([names.index(p) for p in fw.ACTION_PARAMS])

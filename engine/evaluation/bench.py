@@ -112,9 +112,11 @@ def synthesis_flops(generator: nn.Module) -> float | None:
     """Analytic FLOPs (2 x multiply-adds) of one ``synthesis`` call of a StyleGAN2 (batch 1, the reference
     formulation: 3x3 convs, transposed 3x3 convs for the 2x layers, 1x1 ToRGB, FIR filters, affines,
     demodulation). None for generators without that structure (FaceWorld)."""
-    syn = getattr(generator, "synthesis", None)
-    if syn is None or not hasattr(syn, "block_resolutions"):
+    from engine.runtime.export import is_stylegan2
+
+    if not is_stylegan2(generator):
         return None
+    syn = generator.synthesis
     macs = 0.0
     for res, _, layer in synthesis_conv_layers(syn):
         o, i, k, _ = layer.weight.shape
@@ -323,7 +325,7 @@ def default_video(out_dir: Path, frames: int, seed: int = 0) -> Path:
     if samples:
         return samples[0]
     from engine.generators import load_generator
-    from engine.media import VideoWriter
+    from engine.media import VideoWriter, to_uint8
 
     fw = load_generator("faceworld", resolution=256)
     gen = torch.Generator().manual_seed(seed + 1000)
@@ -337,14 +339,8 @@ def default_video(out_dir: Path, frames: int, seed: int = 0) -> Path:
                 t = 2.0 * i / max(frames - 1, 1)
                 k = min(int(t), 1)
                 ws = torch.lerp(keys[k : k + 1], keys[k + 1 : k + 2], t - k)
-                w.write(fw_to_uint8(fw.synthesis(ws)))
+                w.write(to_uint8(fw.synthesis(ws))[0])
     return path
-
-
-def fw_to_uint8(img: torch.Tensor) -> np.ndarray:
-    from engine.generators import to_uint8
-
-    return to_uint8(img)[0]
 
 
 def bench_pipeline(

@@ -15,9 +15,14 @@ directions of the action layers are the negative controls: they move everything 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from engine.generators.protocol import require_ground_truth
+
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.generators.protocol import Generator, GroundTruth
 
 TARGETS: dict[str, tuple[str, ...]] = {
     "yaw": ("yaw",),
@@ -64,7 +69,7 @@ class CheckResult:
 
 
 @torch.no_grad()
-def natural_std(fw: Any, samples: int = 4000, seed: int = 0) -> dict[str, float]:
+def natural_std(fw: GroundTruth, samples: int = 4000, seed: int = 0) -> dict[str, float]:
     """Standard deviation of every decoded parameter over z ~ N(0, I)."""
     z = torch.randn(samples, fw.z_dim, generator=torch.Generator().manual_seed(seed))
     p = fw.decode(fw.mapping(z))
@@ -72,7 +77,9 @@ def natural_std(fw: Any, samples: int = 4000, seed: int = 0) -> dict[str, float]
 
 
 @torch.no_grad()
-def direction_effects(fw: Any, directions: torch.Tensor, cfg: CheckConfig) -> tuple[torch.Tensor, tuple[str, ...]]:
+def direction_effects(
+    fw: GroundTruth, directions: torch.Tensor, cfg: CheckConfig
+) -> tuple[torch.Tensor, tuple[str, ...]]:
     """effect [n, P]: mean |Δparam| / natural std when each direction is added to ``cfg.sources`` random sources."""
     std = natural_std(fw, cfg.stats_samples, cfg.seed)
     names = tuple(fw.PARAM_NAMES)
@@ -87,8 +94,9 @@ def direction_effects(fw: Any, directions: torch.Tensor, cfg: CheckConfig) -> tu
     return torch.stack(rows), names
 
 
-def check_directions(fw: Any, directions: torch.Tensor, cfg: CheckConfig | None = None) -> CheckResult:
+def check_directions(generator: Generator, directions: torch.Tensor, cfg: CheckConfig | None = None) -> CheckResult:
     """Apply the bank (coefficient 1) to random FaceWorld sources and score it against the ground truth."""
+    fw = require_ground_truth(generator, "the direction check")
     cfg = cfg or CheckConfig()
     eff, names = direction_effects(fw, directions, cfg)
     col = {n: i for i, n in enumerate(names)}
@@ -122,7 +130,7 @@ def check_directions(fw: Any, directions: torch.Tensor, cfg: CheckConfig | None 
 
 
 @torch.no_grad()
-def pca_directions(generator: Any, n: int, like: torch.Tensor, action_layers: int = 8, samples: int = 4000,
+def pca_directions(generator: Generator, n: int, like: torch.Tensor, action_layers: int = 8, samples: int = 4000,
                    seed: int = 0) -> torch.Tensor:
     """GANSpace-style control: the top-n principal axes of w (z ~ N(0, I)) on the action layers, each scaled to
     the mean norm of ``like`` (a bank [m, L, D]) so that both are compared at the same budget. -> [n, L, D]."""

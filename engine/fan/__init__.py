@@ -8,7 +8,7 @@ The FAN turns a landmark change into a latent change::
 ``fan_inputs`` is the ONLY preprocessing path: training (``engine.distill.train``) and inference (the Animator)
 both call it, so the two can never drift apart.
 
-Design (chosen by measurement, see ``docs/RESULTS.md`` and :class:`FANConfig`):
+Design (chosen by measurement, see ``docs/RESULTS.md``, 'FAN design', and :class:`FANConfig`):
 
 * **Points.** The 68 iBUG points of the 478-point mesh plus the 10 iris points (78 points, one heatmap channel per
   point): the iBUG subset carries jaw, brows, eyelids and lips; the irises carry gaze, which the iBUG set lacks.
@@ -22,7 +22,7 @@ Design (chosen by measurement, see ``docs/RESULTS.md`` and :class:`FANConfig`):
 """
 
 from engine.fan.config import FANConfig, default_points
-from engine.fan.inputs import canonical_points, fan_inputs, render_heatmaps, source_transform
+from engine.fan.inputs import canonical_points, fan_inputs, source_transform
 from engine.fan.network import FAN, fan_loss, log_cosh
 
 __all__ = [
@@ -33,6 +33,5 @@ __all__ = [
     "fan_inputs",
     "fan_loss",
     "log_cosh",
-    "render_heatmaps",
     "source_transform",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from engine.fan.config import FANConfig, default_points
+from engine.landmarks.heatmaps import pixel_heatmaps
 
 
 def _select(points: np.ndarray | torch.Tensor, idx: list[int]) -> torch.Tensor:
@@ -79,16 +80,6 @@ def canonical_points(
     return cs, ct
 
 
-def render_heatmaps(points: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
-    """Gaussian heatmaps, one channel per point. points [N, K, 2] (heatmap pixels) -> [N, K, S, S] in [0, 1]."""
-    grid = torch.arange(size, dtype=points.dtype, device=points.device) + 0.5
-    dx = grid[None, None, :] - points[..., 0:1]  # [N, K, S]
-    dy = grid[None, None, :] - points[..., 1:2]
-    gx = torch.exp(-0.5 * (dx / sigma) ** 2)
-    gy = torch.exp(-0.5 * (dy / sigma) ** 2)
-    return gy[..., :, None] * gx[..., None, :]
-
-
 def fan_inputs(
     src_points: np.ndarray | torch.Tensor, tgt_points: np.ndarray | torch.Tensor, config: FANConfig
 ) -> torch.Tensor:
@@ -100,8 +91,8 @@ def fan_inputs(
         config: the FAN's config (points, heatmap size/sigma, alignment).
     """
     cs, ct = canonical_points(src_points, tgt_points, config)
-    hs = render_heatmaps(cs, config.heatmap_size, config.sigma)
-    ht = render_heatmaps(ct, config.heatmap_size, config.sigma)
+    hs = pixel_heatmaps(cs, config.heatmap_size, config.sigma)
+    ht = pixel_heatmaps(ct, config.heatmap_size, config.sigma)
     return torch.cat([hs, ht], dim=1)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.generators.checkpoints import SUPPORTED, CheckpointError
+from engine.generators.errors import SUPPORTED, CheckpointError, weights_only_reason
 
 _MAX_SOURCE_CHARS = 4_000_000  # module_src larger than this is not parsed for defaults
 
@@ -281,8 +281,6 @@ def load_nvlabs_pickle(path: Path) -> Any:
     except (pickle.UnpicklingError, EOFError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "Weights only load failed" in str(e) or "GLOBAL" in str(e):
-            from engine.generators.checkpoints import weights_only_reason
-
             msg = "a tensor storage inside the pickle was refused by torch.load(weights_only=True)"
             raise CheckpointError(f"{path}: refusing to load: {msg} ({weights_only_reason(str(e))})") from None
         raise CheckpointError(f"{path}: truncated or corrupt pickle ({msg}). Supported: {SUPPORTED}.") from None

@@ -23,6 +23,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.generators.errors import SUPPORTED, CheckpointError, weights_only_reason
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -30,26 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FORMAT_TAG = "d2a-stylegan2"
 FORMAT_VERSION = "1"
-SUPPORTED = (
-    "NVlabs StyleGAN2 network pickles (.pkl from stylegan2-ada-pytorch or the stylegan3 repo's StyleGAN2), "
-    "rosinality stylegan2-pytorch checkpoints (.pt), and D2A StyleGAN2 .safetensors (made by `d2a convert`)"
-)
 W_AVG_SAMPLES = 10_000
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be loaded: missing, corrupt, unsafe or of an unsupported kind.
-
-    The message names the file and what was found; the list of supported formats is appended when absent.
-    """
-
-    def __init__(self, message: str) -> None:
-        if "Supported:" not in message:
-            message = f"{message.rstrip('.')}. Supported: {SUPPORTED}."
-        super().__init__(message)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -88,7 +74,7 @@ def save_generator(g: Generator, path: str | Path, info: dict[str, Any] | None =
 
     p = Path(path)
     state = {k: v.detach().to("cpu").contiguous() for k, v in g.state_dict().items()}
-    merged = dict(getattr(g, "checkpoint_info", {}) or {})
+    merged = dict(g.checkpoint_info)
     merged.update(info or {})
     metadata = {
         "format": FORMAT_TAG,
@@ -240,15 +226,6 @@ def _torch_load(path: Path) -> Any:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         msg = f"{path}: a damaged or truncated PyTorch file ({first}). Supported: {SUPPORTED}."
         raise CheckpointError(msg) from None
-
-
-def weights_only_reason(text: str) -> str:
-    """The informative line of a ``torch.load(weights_only=True)`` refusal (not its 'retry unsafely' advice)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    detail = [ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln or "unsupported" in ln]
-    if detail:
-        return detail[0].rstrip(".")
-    return "it contains objects other than tensors and plain containers"
 
 
 _ROS_CONV = re.compile(r"^(conv1|convs\.(\d+)|to_rgb1|to_rgbs\.(\d+))\.(.+)$")
@@ -448,7 +425,7 @@ def describe(g: Generator) -> dict[str, Any]:
     """Summary of a loaded generator, for `d2a convert` and logs."""
     kw = g.init_kwargs
     return {
-        "format": getattr(g, "checkpoint_info", {}).get("format", "?"),
+        "format": g.checkpoint_info.get("format", "?"),
         "resolution": g.img_resolution,
         "num_ws": g.num_ws,
         "z_dim": g.z_dim,
@@ -458,5 +435,5 @@ def describe(g: Generator) -> dict[str, Any]:
         "channels": list(g.synthesis.channels),
         "conv_clamp": kw.get("conv_clamp"),
         "architecture": kw.get("architecture", "skip"),
-        "w_avg_source": getattr(g, "checkpoint_info", {}).get("w_avg_source", "?"),
+        "w_avg_source": g.checkpoint_info.get("w_avg_source", "?"),
     }

@@ -695,6 +695,8 @@ class Generator(nn.Module):
             z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **(mapping_kwargs or {})
         )
         self.modulation: str = modulation
+        # What a loader read this network from (format, source path, w_avg origin); empty when built in code.
+        self.checkpoint_info: dict[str, Any] = {}
         # The complete architecture, enough to rebuild this network (saved in our checkpoint format).
         self.init_kwargs: dict[str, Any] = dict(
             z_dim=z_dim,

@@ -5,7 +5,7 @@
 
 Backends (imported lazily): "mediapipe" (default, 478 points), "dlib" (68 points, optional extra ``[dlib]``),
 "face-alignment" (68 points, optional extra ``[face-alignment]``; needs its weights in the torch hub cache).
-The submodules ``schema``, ``align``, ``heatmaps`` and ``smoothing`` are importable without any backend;
+The submodules ``schema``, ``geometry``, ``align``, ``heatmaps`` and ``smoothing`` are importable without any backend;
 ``tracking.LandmarkTracker`` combines a video-mode detector with One-Euro smoothing for live use.
 """
 
@@ -34,7 +34,7 @@ def create_detector(
     max_faces:  faces considered per frame. Default: 3 for images (the largest face is returned) and 1 in video
                 mode, where mediapipe's own tracker then follows one face and skips its face detector on most
                 frames (faster: 3.6 vs 5.7 ms per 512² frame at best here, 4 vs 20 ms median on a busy CPU;
-                see docs/RESULTS.md); that face is the one
+                docs/RESULTS.md, 'Landmark stack and media I/O'); that face is the one
                 mediapipe's detector finds first (usually the most prominent). With ``max_faces > 1`` in video
                 mode, the largest face is taken first and then the one nearest the previous box is kept.
     kw:         backend-specific options (dlib: ``predictor_path``, ``upsample``; face-alignment: ``device``,

@@ -1,4 +1,4 @@
-"""Similarity alignment to a canonical FFHQ-like frame, inter-ocular normalisation and NME.
+"""Similarity alignment to a canonical FFHQ-like frame (the fit, inter-ocular distance and NME: ``geometry``).
 
 The canonical frame
 -------------------
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.landmarks.schema import IBUG68_MIRROR, eye_centers, to_ibug68
+from engine.landmarks import schema
+from engine.landmarks.geometry import apply_affine, similarity_matrix
+from engine.landmarks.schema import IBUG68_MIRROR, to_ibug68
 
 # fmt: off
 TEMPLATE68 = np.array([
@@ -59,9 +61,9 @@ def ffhq_frame(points) -> np.ndarray:
     points: ``[K, 2]`` pixels with K = 478, 78 or 68.
     """
     p = _to68_np(points)
-    eye_r, eye_l = p[36:42].mean(0), p[42:48].mean(0)
+    eye_r, eye_l = p[schema.IBUG_RIGHT_EYE].mean(0), p[schema.IBUG_LEFT_EYE].mean(0)
     eye_avg, eye_to_eye = (eye_r + eye_l) / 2, eye_l - eye_r
-    mouth_avg = (p[48] + p[54]) / 2
+    mouth_avg = (p[schema.IBUG_MOUTH_RIGHT] + p[schema.IBUG_MOUTH_LEFT]) / 2
     eye_to_mouth = mouth_avg - eye_avg
     x = eye_to_eye - np.array([eye_to_mouth[1], -eye_to_mouth[0]]) * -1.0  # eye_to_eye + rot90(eye_to_mouth)
     x = x / max(np.hypot(*x), 1e-9)
@@ -73,42 +75,6 @@ def ffhq_frame(points) -> np.ndarray:
     # canonical u = <p - corner, x> / |x|^2 / 2, v = <p - corner, y> / |y|^2 / 2
     rows = np.stack([x, y]) / (2.0 * half * half)
     return np.concatenate([rows, -(rows @ corner)[:, None]], axis=1).astype(np.float64)
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Least-squares similarity transform (rotation, uniform scale, translation; no reflection) src -> dst.
-
-    src, dst: ``[K, 2]``; weights: optional ``[K]`` non-negative. Returns the 2x3 matrix ``M`` with
-    ``dst ≈ src @ M[:, :2].T + M[:, 2]``.
-    """
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    w = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64)
-    w = w / w.sum()
-    mu_s, mu_d = w @ src, w @ dst
-    s, d = src - mu_s, dst - mu_d
-    cov = (d * w[:, None]).T @ s
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[-1] = -1.0
-    rot = u @ np.diag(sign) @ vt
-    var_s = (w * (s**2).sum(1)).sum()
-    scale = (sig * sign).sum() / max(var_s, 1e-12)
-    lin = scale * rot
-    return np.concatenate([lin, (mu_d - lin @ mu_s)[:, None]], axis=1)
-
-
-def apply_affine(points, m: np.ndarray) -> np.ndarray:
-    """``points [..., K, 2] @ M[:, :2].T + M[:, 2]`` (numpy)."""
-    p = np.asarray(points, dtype=np.float64)
-    return p @ m[:, :2].T + m[:, 2]
-
-
-def invert_affine(m: np.ndarray) -> np.ndarray:
-    """Inverse of a 2x3 affine matrix."""
-    lin_inv = np.linalg.inv(m[:, :2])
-    return np.concatenate([lin_inv, -(lin_inv @ m[:, 2])[:, None]], axis=1)
 
 
 def align_points(points, method: str = "umeyama") -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +94,7 @@ def align_points(points, method: str = "umeyama") -> tuple[np.ndarray, np.ndarra
     if not np.isfinite(p).all():
         raise ValueError("align_points got non-finite points (was the face found?)")
     if method == "umeyama":
-        m = umeyama(to_ibug68(p)[FIT_POINTS], TEMPLATE68[FIT_POINTS])
+        m = similarity_matrix(to_ibug68(p)[FIT_POINTS], TEMPLATE68[FIT_POINTS])
     elif method == "ffhq":
         m = ffhq_frame(p)
     else:
@@ -162,50 +128,3 @@ def symmetrize68(points: np.ndarray) -> np.ndarray:
     mirrored = points[IBUG68_MIRROR].copy()
     mirrored[:, 0] = 1.0 - mirrored[:, 0]
     return (points + mirrored) / 2
-
-
-def _is_torch(x) -> bool:
-    return type(x).__module__.startswith("torch")
-
-
-def interocular(points, kind: str = "outer"):
-    """Inter-ocular distance of ``points [..., K, 2]`` (K = 478, 78, 68), numpy or torch; shape ``[...]``.
-
-    kind: "outer" (iBUG 36-45, outer eye corners, the 300-W convention) or "pupil" (eye / iris centres).
-    """
-    if kind == "outer":
-        p = to_ibug68(points)
-        a, b = p[..., 36, :], p[..., 45, :]
-    elif kind == "pupil":
-        a, b = eye_centers(points)
-    else:
-        raise ValueError(f"unknown inter-ocular kind {kind!r} (use 'outer' or 'pupil')")
-    d = a - b
-    return (d**2).sum(-1) ** 0.5
-
-
-def nme(pred, gt, norm: str = "interocular"):
-    """Normalised mean error: mean point-to-point distance divided by a face size, per face.
-
-    pred, gt: ``[K, 2]`` or ``[N, K, 2]`` (numpy or torch, same type); K must match.
-    norm: "interocular" (outer eye corners of ``gt``), "interpupil" (eye centres of ``gt``), "box" (sqrt of the
-    area of the bounding box of ``gt``) or "none" (raw mean distance). Returns a scalar for ``[K, 2]`` input and
-    ``[N]`` for batched input.
-    """
-    if pred.shape != gt.shape:
-        raise ValueError(f"nme: pred {tuple(pred.shape)} and gt {tuple(gt.shape)} differ")
-    d = pred - gt
-    err = ((d**2).sum(-1) ** 0.5).mean(-1)
-    if norm == "interocular":
-        scale = interocular(gt, "outer")
-    elif norm == "interpupil":
-        scale = interocular(gt, "pupil")
-    elif norm == "box":
-        lo, hi = (gt.min(-2), gt.max(-2)) if not _is_torch(gt) else (gt.amin(-2), gt.amax(-2))
-        wh = hi - lo
-        scale = (wh[..., 0] * wh[..., 1]) ** 0.5
-    elif norm == "none":
-        return err
-    else:
-        raise ValueError(f"unknown nme norm {norm!r}")
-    return err / scale

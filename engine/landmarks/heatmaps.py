@@ -1,9 +1,11 @@
-"""Batched, differentiable Gaussian heatmaps of landmark sets given in canonical ``[0, 1]²`` coordinates.
+"""THE Gaussian heatmaps of landmark sets: batched, differentiable, torch.
 
-Pixel ``(i, j)`` of an ``S x S`` heatmap has its centre at ``((j + 0.5) / S, (i + 0.5) / S)`` in canonical
-coordinates, so a point at ``(u, v)`` peaks at column ``floor(u S)``, row ``floor(v S)``. ``sigma`` is in heatmap
-pixels. The Gaussian is separable, so a per-point map costs one outer product of two 1-D profiles; per-group maps
-(the max over a group's points) are rendered sparsely around each point.
+Pixel ``(i, j)`` of an ``S x S`` heatmap has its centre at ``(j + 0.5, i + 0.5)`` in heatmap pixels, so a point at
+``(x, y)`` px peaks at column ``floor(x)``, row ``floor(y)``; ``sigma`` is in heatmap pixels. ``pixel_heatmaps``
+takes points in heatmap pixels (the FAN's inputs, ``engine.fan.inputs``: its numbers are what the embedded FAN was
+trained on, so ``gaussian`` and ``pixel_profiles`` must not change arithmetic); ``heatmaps`` takes canonical
+``[0, 1]²`` coordinates (``u S`` px). The Gaussian is separable, so a per-point map costs one outer product of two
+1-D profiles; per-group maps (the max over a group's points) are rendered sparsely around each point.
 """
 
 from __future__ import annotations
@@ -33,18 +35,37 @@ def _check(points, size: int, sigma: float) -> None:
         raise ValueError(f"heatmaps needs size >= 1 and sigma > 0 (got {size}, {sigma})")
 
 
-def _profiles(points, size: int, sigma: float):
+# exponent floor of the canonical maps (e^-40 ~ 4e-18): keeps exp fast and gradients finite far from the point
+_FLOOR = -40.0
+
+
+def gaussian(d, sigma: float, floor: float | None = None):
+    """``exp(-0.5 (d / sigma)²)`` of offsets ``d`` (tensor, heatmap pixels); the exponent clamped at ``floor``."""
     import torch
 
-    _check(points, size, sigma)
-    grid = (torch.arange(size, device=points.device, dtype=points.dtype) + 0.5) / size  # [S]
-    scale = float(size) / float(sigma)
-    # exponent clamped at -40 (e^-40 ~ 4e-18): keeps exp fast and gradients finite far from the point
-    dx = (grid.view(1, 1, -1) - points[..., 0:1]) * scale  # [N, K, S]
-    dy = (grid.view(1, 1, -1) - points[..., 1:2]) * scale
-    gx = torch.exp((-0.5 * dx * dx).clamp(min=-40.0))
-    gy = torch.exp((-0.5 * dy * dy).clamp(min=-40.0))
+    e = -0.5 * (d / sigma) ** 2
+    return torch.exp(e if floor is None else e.clamp(min=floor))
+
+
+def pixel_profiles(points, size: int, sigma: float, floor: float | None = None):
+    """The separable 1-D profiles ``(gx, gy)`` [N, K, S] of points [N, K, 2] given in heatmap pixels."""
+    import torch
+
+    grid = torch.arange(size, dtype=points.dtype, device=points.device) + 0.5  # pixel centres
+    gx = gaussian(grid[None, None, :] - points[..., 0:1], sigma, floor)
+    gy = gaussian(grid[None, None, :] - points[..., 1:2], sigma, floor)
     return gx, gy
+
+
+def pixel_heatmaps(points, size: int, sigma: float):
+    """One Gaussian map per point, peak 1: points [N, K, 2] in heatmap pixels -> [N, K, S, S] (the FAN's input)."""
+    gx, gy = pixel_profiles(points, size, sigma)
+    return gy[..., :, None] * gx[..., None, :]
+
+
+def _profiles(points, size: int, sigma: float):
+    _check(points, size, sigma)
+    return pixel_profiles(points * size, size, sigma, _FLOOR)
 
 
 def heatmaps(points, size: int = 64, sigma: float = 1.5, groups: Sequence[np.ndarray] | Mapping | bool | None = None):
@@ -94,14 +115,12 @@ def _group_maps(points, size: int, sigma: float, groups: list[np.ndarray]):
     m = p.shape[1]
     r = min(int(math.ceil(5.0 * sigma)), s)
     off = torch.arange(-r, r + 1, device=dev)
-    centre = torch.floor(p.detach() * s).long()  # [N, M, 2] pixel holding each point
+    px = p * s  # heatmap pixels
+    centre = torch.floor(px.detach()).long()  # [N, M, 2] pixel holding each point
     cols = centre[..., 0:1] + off  # [N, M, P]
     rows = centre[..., 1:2] + off
-    scale = float(s) / float(sigma)
-    dx = ((cols.to(p.dtype) + 0.5) / s - p[..., 0:1]) * scale
-    dy = ((rows.to(p.dtype) + 0.5) / s - p[..., 1:2]) * scale
-    gx = torch.exp((-0.5 * dx * dx).clamp(min=-40.0))
-    gy = torch.exp((-0.5 * dy * dy).clamp(min=-40.0))
+    gx = gaussian(cols.to(p.dtype) + 0.5 - px[..., 0:1], sigma, _FLOOR)
+    gy = gaussian(rows.to(p.dtype) + 0.5 - px[..., 1:2], sigma, _FLOOR)
     vals = gy.unsqueeze(-1) * gx.unsqueeze(-2)  # [N, M, P, P]
     inside = ((rows >= 0) & (rows < s)).unsqueeze(-1) & ((cols >= 0) & (cols < s)).unsqueeze(-2)
     flat = gid.view(1, m, 1, 1) * (s * s) + rows.clamp(0, s - 1).unsqueeze(-1) * s + cols.clamp(0, s - 1).unsqueeze(-2)

@@ -27,6 +27,10 @@ iBUG-68 order (image-left to image-right on a frontal, non-mirrored face):
 The "face" set used for heatmaps and region controls is the 68 subset followed by the 10 iris points (78 points).
 ``REGIONS`` indexes the 478 layout; ``FACE_REGIONS`` indexes positions inside the 78-point face set;
 ``IBUG_REGIONS`` indexes positions inside a 68-point array.
+
+Region names are spelled once, here (``LANDMARK_REGIONS``); every other table in the project (the CluDistiller's
+regions, the locality masks, the Animator's toggles, the augmentation's eye ranges) is written with these
+constants. Bank files save them as strings (``"region": "eye_right"``), so the strings never change.
 """
 
 from __future__ import annotations
@@ -36,6 +40,28 @@ import numpy as np
 NUM_POINTS = 478  # mediapipe face mesh with refined irises
 NUM_MESH_POINTS = 468  # the mesh without irises
 NUM_IBUG = 68
+
+
+class Region:
+    """THE region names, plain strings (bank files save them: ``"region": "eye_right"``)."""
+
+    FACE = "face"  # all 78 points of the face set
+    JAW = "jaw"
+    BROWS = "brows"
+    EYES = "eyes"  # both eyes, lids and irises
+    EYE_RIGHT = "eye_right"  # one eye (the subject's right): its lids and its iris
+    EYE_LEFT = "eye_left"
+    IRISES = "irises"
+    NOSE = "nose"
+    MOUTH = "mouth"
+    POSE = "pose"  # no point set: the head's motion (the CluDistiller's pose clusters, the Animator's pose toggle)
+
+
+LANDMARK_REGIONS: tuple[str, ...] = (
+    Region.FACE, Region.JAW, Region.BROWS, Region.EYES, Region.EYE_RIGHT, Region.EYE_LEFT, Region.IRISES,
+    Region.NOSE, Region.MOUTH,
+)
+EYE_REGIONS: tuple[str, ...] = (Region.EYES, Region.EYE_RIGHT, Region.EYE_LEFT, Region.IRISES)  # eye points only
 
 # fmt: off
 IBUG68 = np.array([
@@ -96,42 +122,60 @@ LEFT_EYE = np.array([263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387,
 IBUG_RIGHT_EYE = np.arange(36, 42)
 IBUG_LEFT_EYE = np.arange(42, 48)
 IBUG_RIGHT_EYE_OUTER = 36
+IBUG_RIGHT_EYE_INNER = 39
+IBUG_LEFT_EYE_INNER = 42
 IBUG_LEFT_EYE_OUTER = 45
 IBUG_MOUTH_RIGHT = 48
 IBUG_MOUTH_LEFT = 54
 IBUG_NOSE_TIP = 30
 IBUG_CHIN = 8
+IBUG_RIGHT_BROW = np.arange(17, 22)
+IBUG_LEFT_BROW = np.arange(22, 27)
 
 IBUG_REGIONS: dict[str, np.ndarray] = {
-    "jaw": np.arange(0, 17),
-    "brows": np.arange(17, 27),
-    "nose": np.arange(27, 36),
-    "eyes": np.arange(36, 48),
-    "mouth": np.arange(48, 68),
+    Region.JAW: np.arange(0, 17),
+    Region.BROWS: np.arange(17, 27),
+    Region.NOSE: np.arange(27, 36),
+    Region.EYES: np.arange(36, 48),
+    Region.MOUTH: np.arange(48, 68),
 }
 
 # Positions inside the 78-point "face" set (the 68 subset, then the 10 iris points).
 NUM_FACE_POINTS = NUM_IBUG + len(IRISES)
+FACE_RIGHT_IRIS = np.arange(NUM_IBUG, NUM_IBUG + 5)  # centre first, as in the mesh
+FACE_LEFT_IRIS = np.arange(NUM_IBUG + 5, NUM_FACE_POINTS)
 FACE_REGIONS: dict[str, np.ndarray] = {
-    "face": np.arange(NUM_FACE_POINTS),
+    Region.FACE: np.arange(NUM_FACE_POINTS),
     **IBUG_REGIONS,
-    "irises": np.arange(NUM_IBUG, NUM_FACE_POINTS),
+    Region.IRISES: np.arange(NUM_IBUG, NUM_FACE_POINTS),
 }
+# One eye each in the face set: its six lid points (iBUG order) and its iris. Not in FACE_REGIONS, whose keys are
+# the per-region landmark effects the CluDistiller measures and saves.
+FACE_EYE_LIDS: dict[str, np.ndarray] = {Region.EYE_RIGHT: IBUG_RIGHT_EYE, Region.EYE_LEFT: IBUG_LEFT_EYE}
+FACE_EYE_IRISES: dict[str, np.ndarray] = {Region.EYE_RIGHT: FACE_RIGHT_IRIS, Region.EYE_LEFT: FACE_LEFT_IRIS}
 
 # Indices into the 478 layout.
 REGIONS: dict[str, np.ndarray] = {
-    "face": np.concatenate([IBUG68, IRISES]),
-    "jaw": IBUG68[IBUG_REGIONS["jaw"]],
-    "brows": IBUG68[IBUG_REGIONS["brows"]],
-    "eyes": np.concatenate([RIGHT_EYE, LEFT_EYE]),
-    "irises": IRISES,
-    "nose": IBUG68[IBUG_REGIONS["nose"]],
-    "mouth": IBUG68[IBUG_REGIONS["mouth"]],
+    Region.FACE: np.concatenate([IBUG68, IRISES]),
+    Region.JAW: IBUG68[IBUG_REGIONS[Region.JAW]],
+    Region.BROWS: IBUG68[IBUG_REGIONS[Region.BROWS]],
+    Region.EYES: np.concatenate([RIGHT_EYE, LEFT_EYE]),
+    Region.IRISES: IRISES,
+    Region.NOSE: IBUG68[IBUG_REGIONS[Region.NOSE]],
+    Region.MOUTH: IBUG68[IBUG_REGIONS[Region.MOUTH]],
 }
-FACE = REGIONS["face"]
+FACE = REGIONS[Region.FACE]
 
 # The region groups (without the all-points "face" group) in a fixed order, for per-region heatmaps and controls.
-GROUP_NAMES: tuple[str, ...] = ("jaw", "brows", "eyes", "irises", "nose", "mouth")
+GROUP_NAMES: tuple[str, ...] = (Region.JAW, Region.BROWS, Region.EYES, Region.IRISES, Region.NOSE, Region.MOUTH)
+
+# Points that move little with expression, for similarity/affine fits that must follow the head only: eye corners,
+# the nose (tip, bridge), the forehead midline (10, 151, 9 and the bridge top 6) and the contour at the temples and
+# cheeks. The order is part of the fits' arithmetic: keep it.
+EXPRESSION_STABLE = np.array([
+    RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER, NOSE_TIP, IBUG68[30], 6, NOSE_BRIDGE,
+    IBUG68[28], IBUG68[29], FOREHEAD_TOP, 151, 9, IBUG68[0], IBUG68[16], RIGHT_FACE_EDGE, LEFT_FACE_EDGE,
+], dtype=np.int64)
 
 # iBUG-68 left/right mirror permutation: flipped[i] = points[IBUG68_MIRROR[i]] after negating x.
 # fmt: off

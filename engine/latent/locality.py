@@ -29,18 +29,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.landmarks import schema
+
+_R = schema.Region
+
+
+def _ints(*index_arrays: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for a in index_arrays for i in a)
+
+
 # Each expression region's mask is the union of padded boxes around these groups of points (78-point face set);
 # separate boxes per eye and per brow, so that what lies between them (the nose bridge) counts as outside. The
-# mouth box includes the chin and reaches further down (``mouth_down``): opening the jaw moves the chin.
-_RE, _LE = tuple(range(36, 42)) + tuple(range(68, 73)), tuple(range(42, 48)) + tuple(range(73, 78))
+# mouth box includes the jaw contour below the ears (iBUG 2-14) and reaches further down (``mouth_down``): opening
+# the jaw moves the chin.
+_EYE = {side: _ints(schema.FACE_EYE_LIDS[side], schema.FACE_EYE_IRISES[side]) for side in (_R.EYE_RIGHT, _R.EYE_LEFT)}
+_RE, _LE = _EYE[_R.EYE_RIGHT], _EYE[_R.EYE_LEFT]
 REGION_PARTS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "mouth": (tuple(range(48, 68)) + tuple(range(2, 15)),),
-    "eyes": (_RE, _LE),
-    "irises": (_RE, _LE),
-    "eye_right": (_RE,),
-    "eye_left": (_LE,),
-    "brows": (tuple(range(17, 22)), tuple(range(22, 27))),
-    "jaw": (tuple(range(0, 17)),),
+    _R.MOUTH: (_ints(schema.FACE_REGIONS[_R.MOUTH], schema.FACE_REGIONS[_R.JAW][2:15]),),
+    _R.EYES: (_RE, _LE),
+    _R.IRISES: (_RE, _LE),
+    _R.EYE_RIGHT: (_RE,),
+    _R.EYE_LEFT: (_LE,),
+    _R.BROWS: (_ints(schema.IBUG_RIGHT_BROW), _ints(schema.IBUG_LEFT_BROW)),
+    _R.JAW: (_ints(schema.FACE_REGIONS[_R.JAW]),),
 }
 
 
@@ -64,11 +75,11 @@ def region_mask(points: np.ndarray, region: str, size: int, pad: float = 0.15, m
     if region not in REGION_PARTS:
         raise ValueError(f"no mask for region {region!r}; choose from {', '.join(REGION_PARTS)}")
     p = np.asarray(points, np.float64)
-    iod = float(np.linalg.norm(p[36:42].mean(0) - p[42:48].mean(0)))
+    iod = float(np.linalg.norm(p[schema.IBUG_RIGHT_EYE].mean(0) - p[schema.IBUG_LEFT_EYE].mean(0)))
     margin = pad * iod + 1.0
     c = torch.arange(size, dtype=torch.float64) + 0.5
     mask = torch.zeros(size, size, dtype=torch.bool)
-    down = mouth_down * iod if region == "mouth" else 0.0
+    down = mouth_down * iod if region == _R.MOUTH else 0.0
     for part in REGION_PARTS[region]:
         lo, hi = p[list(part)].min(0), p[list(part)].max(0)
         inside_x = (c >= lo[0] - margin) & (c <= hi[0] + margin)
@@ -122,8 +133,6 @@ def source_filter(
     """The localising filter [D, D] (float64) of ``region`` around ONE code ws [1, L, D], its box placed by that
     face's mediapipe landmarks [478, 2] (pixels of the generator's image). Used by the inversion's region search
     and the Animator's sliders; ``localise_directions`` averages over several rendered sources instead."""
-    from engine.landmarks import schema
-
     size = int(generator.img_resolution)
     mask = region_mask(schema.to_face(np.asarray(points_478, np.float32)), region, size)[None]
     return ridge_filter(outside_gram(generator, ws, mask, probes, action_layers, seed), tau)
@@ -175,13 +184,13 @@ def localise_directions(
 # Landmark-effect keys (``cludistiller.region_effects``) that show a region's own action: after localisation a
 # direction is rescaled so that these move as much as before (the ridge also shrinks the action a little).
 REGION_EFFECT_KEYS: dict[str, tuple[str, ...]] = {
-    "mouth": ("mouth",),
-    "eyes": ("eyes", "irises"),
-    "irises": ("irises",),
-    "eye_right": ("eyes", "irises"),
-    "eye_left": ("eyes", "irises"),
-    "brows": ("brows",),
-    "jaw": ("jaw",),
+    _R.MOUTH: (_R.MOUTH,),
+    _R.EYES: (_R.EYES, _R.IRISES),
+    _R.IRISES: (_R.IRISES,),
+    _R.EYE_RIGHT: (_R.EYES, _R.IRISES),
+    _R.EYE_LEFT: (_R.EYES, _R.IRISES),
+    _R.BROWS: (_R.BROWS,),
+    _R.JAW: (_R.JAW,),
 }
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.generators.protocol import Generator
 
 
 def generator_device(g: torch.nn.Module) -> torch.device:
@@ -24,18 +27,16 @@ def map_z(generator: torch.nn.Module, z: torch.Tensor, psi: float, batch: int = 
     return torch.cat(out) if out else torch.zeros(0, generator.num_ws, generator.w_dim)
 
 
-def shard_z(generator: torch.nn.Module, seed: int, index: int, n: int) -> torch.Tensor:
+def shard_z(generator: Generator, seed: int, index: int, n: int) -> torch.Tensor:
     """The z of shard ``index``: a deterministic function of (seed, index), so resume never changes the data."""
     g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(index))
     return torch.randn(n, generator.z_dim, generator=g)
 
 
-def ws_from_seed(generator: torch.nn.Module, seed: int, *, device: Any = "cpu", psi: float = 0.7) -> torch.Tensor:
+def ws_from_seed(
+    generator: Generator, seed: int, *, device: str | torch.device = "cpu", psi: float = 0.7
+) -> torch.Tensor:
     """W+ code [1, num_ws, w_dim] of a seed: z ~ N(0, I) from ``torch.Generator().manual_seed(seed)``."""
-    import torch
-
-    if hasattr(generator, "ws_from_seed"):
-        return generator.ws_from_seed(seed).to(device)
     z = torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(int(seed)))
     with torch.no_grad():
         return generator.mapping(z.to(device), None, truncation_psi=psi).float()

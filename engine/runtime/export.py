@@ -24,6 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.generators.protocol import Generator
+from engine.generators.stylegan2 import Generator as StyleGAN2
+
 EXPORTERS = ("dynamo", "torchscript")
 
 
@@ -48,7 +51,7 @@ class SynthesisModule(nn.Module):
     def __init__(self, generator: nn.Module) -> None:
         super().__init__()
         g = copy.deepcopy(generator).eval()
-        if hasattr(g, "set_modulation"):
+        if isinstance(g, StyleGAN2):
             g.set_modulation("activation")
         self.generator = g
 
@@ -58,8 +61,7 @@ class SynthesisModule(nn.Module):
 
 def is_stylegan2(generator: nn.Module) -> bool:
     """True for engine StyleGAN2 generators (the ones FastSynthesis can take)."""
-    syn = getattr(generator, "synthesis", None)
-    return isinstance(syn, nn.Module) and hasattr(syn, "block_resolutions")
+    return isinstance(generator, StyleGAN2)
 
 
 def synthesis_module(generator: nn.Module, path: str = "reference", **fast_kwargs: Any) -> nn.Module:
@@ -175,7 +177,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=1, default=lambda o: None if o != o else str(o)) + "\n")
 
 
-def random_ws(generator: nn.Module, n: int, seed: int = 0, psi: float = 0.7) -> torch.Tensor:
+def random_ws(generator: Generator, n: int, seed: int = 0, psi: float = 0.7) -> torch.Tensor:
     """Random W+ codes [n, num_ws, w_dim] with per-layer mixing (different w per layer catches indexing bugs)."""
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n * generator.num_ws, generator.z_dim, generator=gen)

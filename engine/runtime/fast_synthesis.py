@@ -32,6 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.generators.stylegan2 import Generator as StyleGAN2
+from engine.generators.stylegan2 import SynthesisNetwork
+
 UP_MODES = ("phase", "phase-winograd", "transpose")
 
 
@@ -311,15 +314,14 @@ class FastSynthesis(nn.Module):
         cfg = config or FastSynthesisConfig()
         cfg.validate()
         self.config = cfg
-        syn = getattr(generator, "synthesis", generator)
-        resolutions = getattr(syn, "block_resolutions", None)
-        if resolutions is None or not hasattr(syn, "b4"):
+        syn = generator.synthesis if isinstance(generator, StyleGAN2) else generator
+        if not isinstance(syn, SynthesisNetwork):
             raise ValueError("FastSynthesis needs an engine StyleGAN2 generator (FaceWorld and others: use torch)")
         self.num_ws = int(syn.num_ws)
         self.w_dim = int(syn.w_dim)
         self.img_resolution = int(syn.img_resolution)
         bb, aa = winograd_transforms()
-        self.resolutions = list(resolutions)
+        self.resolutions = list(syn.block_resolutions)
         self.layers = nn.ModuleList()
         self.torgbs = nn.ModuleList()
         self.num_img_up = 0

@@ -18,8 +18,8 @@ def render_face_clip(path: Path, frames: int = 40, fps: float = 15.0, poses: int
     """
     import torch
 
-    from engine.generators import load_generator, to_uint8
-    from engine.media import VideoWriter
+    from engine.generators import load_generator
+    from engine.media import VideoWriter, to_uint8
 
     g = load_generator("faceworld", resolution=256)
     p = g.neutral_params(poses)

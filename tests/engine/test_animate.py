@@ -117,7 +117,7 @@ def test_region_toggle_freezes_that_region(anim, source_ws, drivers) -> None:
     anim.step(drivers["yaw"])
     yaw_on = abs(_params(anim)["yaw"] - src["yaw"])
     # head-turn cues survive partly in the unposed eyes/lips (parallax): 34-50 % of the turn was left on this clip
-    # before dw_expr lost the bank's top pose axes; now 2.7 % (bundle v11, benchmarks/pose_split.py), 18 % without
+    # before dw_expr lost the bank's top pose axes; now 2.7 % (embedded bundle, RESULTS.md, 'Pose split'), 18 % without
     assert yaw_on > 0.15 and yaw_off < 0.25 * yaw_on
 
 
@@ -175,9 +175,9 @@ def test_localised_sliders_move_only_their_region(anim, source_ws, drivers) -> N
     finally:
         anim.directions.copy_(original)
         anim.reset_sliders()
-    # measured (bundle v11, summed over its 5 brow sliders): identity 0.496 -> 0.340, brow raise 1.73 -> 1.76; without
-    # the added face width 0.116 -> 0.107 (the bank is localised already). With bundle v6's raw brow directions the
-    # same test gave 0.239 -> 0.085 (RESULTS.md, session 3)
+    # measured (embedded bundle, summed over its 5 brow sliders): identity 0.496 -> 0.340, brow raise 1.73 -> 1.76;
+    # without the added face width 0.116 -> 0.107 (the bank is localised already). On a bank whose brow directions
+    # are not localised the same test gave 0.239 -> 0.085 (RESULTS.md, 'Per-region sliders')
     assert change[True][0] < 0.8 * change[False][0], change
     assert change[True][1] > 0.8 * change[False][1], change
 

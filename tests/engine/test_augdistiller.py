@@ -168,7 +168,8 @@ def test_resume_after_kill(fw, tmp_path) -> None:
     bank = _bank(fw)
     save_file({"directions": bank.contiguous()}, str(tmp_path / "directions.safetensors"))
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "engine.cli", "train", "--directions", str(tmp_path / "directions.safetensors"),
+    cmd = [sys.executable, "-m", "engine.cli", "train", "--preset", "plain",
+           "--directions", str(tmp_path / "directions.safetensors"),
            "--out", str(run), "--steps", "100000", "--batch", "16", "--pairs", "128", "--val-pairs", "32",
            "--val-render", "0", "--heatmap-size", "32", "--width", "16", "--resolution", "96",
            "--checkpoint-every", "5"]

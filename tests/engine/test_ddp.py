@@ -28,7 +28,8 @@ def test_ddp_two_processes(tmp_path) -> None:
               str(tmp_path / "directions.safetensors"))
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "engine.cli", "train", "--directions", str(tmp_path / "directions.safetensors"), "--out", str(run),
+           "-m", "engine.cli", "train", "--preset", "plain", "--directions", str(tmp_path / "directions.safetensors"),
+           "--out", str(run),
            "--steps", "6", "--batch", "8", "--pairs", "32", "--val-pairs", "8", "--val-render", "0",
            "--heatmap-size", "32", "--width", "16", "--resolution", "96", "--checkpoint-every", "3",
            "--shard-sources", "4"]

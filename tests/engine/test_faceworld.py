@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.generators import load_generator, to_uint8
+from engine.generators import load_generator
 from engine.generators.faceworld import FaceWorld, FaceWorldConfig
 from engine.generators.faceworld.measure import landmark_measures
+from engine.media import to_uint8
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ def fw():
 
 @pytest.fixture(scope="module")
 def target(fw):
-    from engine.generators import to_uint8
+    from engine.media import to_uint8
 
     z = torch.randn(1, fw.z_dim, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -27,8 +27,8 @@ def target(fw):
 
 
 def test_inversion_converges_on_a_render(fw, target) -> None:
+    from engine.evaluation.faceworld import param_error
     from engine.inversion import InversionConfig, invert
-    from engine.metrics import param_error
 
     ws_true, image = target
     calls: list[tuple[int, int, float]] = []
@@ -50,7 +50,7 @@ def test_inversion_converges_on_a_render(fw, target) -> None:
     # pixels: far closer to the target than the average face
     err = np.abs(res.image.astype(int) - image).mean()
     with torch.no_grad():
-        from engine.generators import to_uint8
+        from engine.media import to_uint8
 
         avg = to_uint8(fw.synthesis(w_avg))[0]
     assert err < 0.5 * np.abs(avg.astype(int) - image).mean()
@@ -109,7 +109,7 @@ def _shift_scores(fw, ws: torch.Tensor, shifts: dict[str, float]) -> torch.Tenso
 
 def _points_and_target(fw, image: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
     """The target's mediapipe points and the image as the inversion's target tensor."""
-    from engine.inversion.core import _prepare_target
+    from engine.inversion.targets import prepare_target as _prepare_target
     from engine.landmarks import create_detector
 
     det = create_detector("mediapipe", video_mode=False)
@@ -123,8 +123,8 @@ def _points_and_target(fw, image: np.ndarray) -> tuple[np.ndarray, torch.Tensor]
 def test_lbfgs_polish_brings_back_a_shifted_expression(fw, target) -> None:
     """From the right pose and identity but a wrong gaze, brow, smile and jaw, 30 L-BFGS evaluations on the pixel +
     region loss bring most of the expression back without disturbing the pose."""
+    from engine.evaluation.faceworld import param_errors
     from engine.inversion import InversionConfig, invert
-    from engine.metrics import param_errors
 
     ws_true, image = target
     moved = {"gaze_x": -1.2, "gaze_y": 1.0, "brow_raise": 1.0, "smile": 1.0, "jaw_open": 0.8}
@@ -143,9 +143,9 @@ def test_lbfgs_polish_brings_back_a_shifted_expression(fw, target) -> None:
 def test_region_loss_weighs_the_eyes_like_the_whole_face(fw, target) -> None:
     """A one-iris gaze change barely moves the full-image pyramid loss but is a sizeable share of the region loss;
     a background change (outside every region box) hardly moves the region loss."""
-    from engine.generators import to_uint8
     from engine.inversion import InversionConfig, RegionLoss, pyramid_loss
     from engine.landmarks import create_detector
+    from engine.media import to_uint8
 
     ws_true, image = target
     cfg = InversionConfig()
@@ -172,8 +172,8 @@ def test_region_search_opens_a_wrongly_closed_eye(fw, target) -> None:
     """The bistable-eyelid trap: from the true code with the right eye shut, gradient steps would stay there; the
     final region search (basis localised to each eye around this face; 3 sweeps for an eye this deeply shut) opens it
     and leaves the pose alone; without it the eye stays shut."""
+    from engine.evaluation.faceworld import param_errors
     from engine.inversion import InversionConfig, invert
-    from engine.metrics import param_errors
 
     ws_true, image = target
     shut = _shift_scores(fw, ws_true, {"blink_right": 1.5})
@@ -197,8 +197,9 @@ def test_gauss_newton_polish_finds_the_parameter_subspace_and_converges(fw, targ
     expression (mean error well below the L-BFGS test's tolerance), the pixel loss falling by orders of magnitude
     to the floor set by the target's 8-bit quantisation (where the weakest parameters, brows and vertical gaze,
     stay a few hundredths off)."""
-    from engine.inversion.core import InversionConfig, RegionLoss, _gauss_newton, pyramid_loss
-    from engine.metrics import param_errors
+    from engine.evaluation.faceworld import param_errors
+    from engine.inversion import InversionConfig, RegionLoss, pyramid_loss
+    from engine.inversion.polish import gauss_newton as _gauss_newton
 
     ws_true, image = target
     moved = {"gaze_x": -0.8, "gaze_y": 0.8, "brow_raise": 0.8, "smile": 0.8, "jaw_open": 0.6}
@@ -228,8 +229,11 @@ def test_appearance_mix_jumps_out_of_a_wrong_colour_basin(fw, target) -> None:
     steps cannot cross: a cyclic hue must pass through worse colours): style mixing with the start candidates
     picks appearance layers closer to the target's large colour areas and leaves the action layers untouched;
     from the true code itself no candidate is better, so nothing changes."""
-    from engine.inversion.core import InversionConfig, _candidate_codes, _mix_appearance, _prepare_target, pyramid_loss
-    from engine.metrics import param_errors
+    from engine.evaluation.faceworld import param_errors
+    from engine.inversion import InversionConfig, pyramid_loss
+    from engine.inversion.start import candidate_codes as _candidate_codes
+    from engine.inversion.start import mix_appearance as _mix_appearance
+    from engine.inversion.targets import prepare_target as _prepare_target
 
     ws_true, image = target
     cfg = InversionConfig()
@@ -258,9 +262,10 @@ def test_gauss_newton_damping_floor_keeps_the_code_out_of_saturation(fw) -> None
     take huge steps along directions the pixels hardly see: the code walks tens of standard deviations out
     (squashed parameters saturate) into a wrong pucker. With the damping floor (default) it stays in range and
     converges to the true expression."""
-    from engine.generators import to_uint8
-    from engine.inversion.core import InversionConfig, RegionLoss, _gauss_newton
-    from engine.metrics import param_errors
+    from engine.evaluation.faceworld import param_errors
+    from engine.inversion import InversionConfig, RegionLoss
+    from engine.inversion.polish import gauss_newton as _gauss_newton
+    from engine.media import to_uint8
 
     z = torch.randn(1, fw.z_dim, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():

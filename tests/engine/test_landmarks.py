@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.landmarks import Detection, create_detector, schema
-from engine.landmarks.align import nme
+from engine.landmarks.geometry import nme
 
 
 @pytest.fixture(scope="module")

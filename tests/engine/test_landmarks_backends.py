@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from engine.landmarks import create_detector, schema
-from engine.landmarks.align import nme
 from engine.landmarks.base import BackendUnavailable
+from engine.landmarks.geometry import nme
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from engine.landmarks import create_detector, schema
-from engine.landmarks.align import align_image, nme
+from engine.landmarks.align import align_image
+from engine.landmarks.geometry import nme
 from engine.landmarks.smoothing import OneEuroFilter
 
 # FaceWorld analytic key point -> mediapipe index (both use the subject's left/right)
@@ -31,7 +32,7 @@ def faceworld():
 
 
 def _render(g, params: dict[str, torch.Tensor]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    from engine.generators import to_uint8
+    from engine.media import to_uint8
 
     n = len(next(iter(params.values())))
     with torch.no_grad():  # one face at a time: big batches thrash the shared CPU cache

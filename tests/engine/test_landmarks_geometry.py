@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.landmarks import align, heatmaps, schema, smoothing
+from engine.landmarks import align, geometry, heatmaps, schema, smoothing
 
 
 def _rot(theta: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
@@ -60,7 +60,7 @@ def test_template_is_a_symmetric_face_in_the_unit_square() -> None:
     np.testing.assert_allclose(align.symmetrize68(t), t, atol=1e-4)
     assert t[17:27, 1].max() < t[36:48, 1].min() < t[30, 1] < t[62, 1] < t[8, 1]
     # the FFHQ rule applied to the template returns (nearly) the template: the frame is self-consistent
-    np.testing.assert_allclose(align.apply_affine(t, align.ffhq_frame(t)), t, atol=0.02)
+    np.testing.assert_allclose(geometry.apply_affine(t, align.ffhq_frame(t)), t, atol=0.02)
 
 
 @pytest.mark.parametrize("method", ["umeyama", "ffhq"])
@@ -71,22 +71,23 @@ def test_alignment_undoes_similarity_transforms(method: str) -> None:
     rng = np.random.default_rng(1)
     for _ in range(5):
         m = _rot(rng.uniform(-1.0, 1.0), rng.uniform(0.3, 3.0), tuple(rng.uniform(-200, 200, 2)))
-        moved = align.apply_affine(pts, m)
+        moved = geometry.apply_affine(pts, m)
         back, _ = align.align_points(moved, method=method)
         np.testing.assert_allclose(back, ref, atol=2e-4)
-    batch, ms = align.align_points(np.stack([pts, align.apply_affine(pts, _rot(0.3, 2.0, (5.0, 9.0)))]), method=method)
+    batch, ms = align.align_points(np.stack([pts, geometry.apply_affine(pts, _rot(0.3, 2.0, (5.0, 9.0)))]),
+                                   method=method)
     assert batch.shape == (2, *pts.shape) and ms.shape == (2, 2, 3)
     np.testing.assert_allclose(batch[1], ref, atol=2e-4)
     # the canonical face sits where the template is
-    assert float(align.nme(schema.to_ibug68(ref), align.TEMPLATE68)) < 0.05
+    assert float(geometry.nme(schema.to_ibug68(ref), align.TEMPLATE68)) < 0.05
 
 
 def test_umeyama_recovers_the_transform() -> None:
     src = np.random.default_rng(2).normal(size=(30, 2))
     m = _rot(0.7, 2.5, (3.0, -4.0))
-    est = align.umeyama(src, align.apply_affine(src, m))
+    est = geometry.similarity_matrix(src, geometry.apply_affine(src, m))
     np.testing.assert_allclose(est, m, atol=1e-9)
-    np.testing.assert_allclose(align.invert_affine(m) @ np.vstack([m, [0, 0, 1]]), np.eye(3)[:2], atol=1e-12)
+    np.testing.assert_allclose(geometry.invert_affine(m) @ np.vstack([m, [0, 0, 1]]), np.eye(3)[:2], atol=1e-12)
 
 
 def test_align_points_rejects_missing_faces() -> None:
@@ -98,23 +99,23 @@ def test_align_points_rejects_missing_faces() -> None:
 
 def test_nme_and_interocular_numpy_and_torch() -> None:
     a = _face478(0)
-    assert float(align.nme(a, a)) == 0.0
+    assert float(geometry.nme(a, a)) == 0.0
     b = a + np.array([3.0, 4.0], np.float32)  # every point 5 px off
-    iod = float(align.interocular(a))
+    iod = float(geometry.interocular(a))
     assert iod == pytest.approx(np.linalg.norm(a[schema.IBUG68[36]] - a[schema.IBUG68[45]]))
-    assert float(align.nme(b, a)) == pytest.approx(5.0 / iod, rel=1e-5)
-    assert float(align.nme(b, a, norm="none")) == pytest.approx(5.0, rel=1e-5)
+    assert float(geometry.nme(b, a)) == pytest.approx(5.0 / iod, rel=1e-5)
+    assert float(geometry.nme(b, a, norm="none")) == pytest.approx(5.0, rel=1e-5)
     batch_a, batch_b = np.stack([a, a * 2]), np.stack([b, a * 2])
-    out = align.nme(batch_b, batch_a)
+    out = geometry.nme(batch_b, batch_a)
     assert out.shape == (2,) and out[1] == 0.0
-    tout = align.nme(torch.as_tensor(batch_b), torch.as_tensor(batch_a))
+    tout = geometry.nme(torch.as_tensor(batch_b), torch.as_tensor(batch_a))
     np.testing.assert_allclose(tout.numpy(), out, rtol=1e-5)
-    assert float(align.nme(a * 3, a * 3 + 15, norm="interpupil")) == pytest.approx(
-        float(align.nme(a, a + 5, norm="interpupil")), rel=1e-4
+    assert float(geometry.nme(a * 3, a * 3 + 15, norm="interpupil")) == pytest.approx(
+        float(geometry.nme(a, a + 5, norm="interpupil")), rel=1e-4
     )  # scale invariant
-    assert float(align.nme(schema.to_ibug68(b), schema.to_ibug68(a), norm="box")) > 0
+    assert float(geometry.nme(schema.to_ibug68(b), schema.to_ibug68(a), norm="box")) > 0
     with pytest.raises(ValueError):
-        align.nme(a, a[:68])
+        geometry.nme(a, a[:68])
 
 
 def test_align_image_puts_the_face_in_the_canonical_place() -> None:
@@ -126,11 +127,11 @@ def test_align_image_puts_the_face_in_the_canonical_place() -> None:
         d = det.detect(img)
         crop, m = align.align_image(img, d.points, size=256)
         assert crop.shape == (256, 256, 3) and crop.dtype == np.uint8
-        np.testing.assert_allclose(align.apply_affine(d.points, m) / 256, align.align_points(d.points)[0], atol=1e-4)
+        np.testing.assert_allclose(geometry.apply_affine(d.points, m) / 256, align.align_points(d.points)[0], atol=1e-4)
         d2 = det.detect(crop)
     assert d2.found
     canon = schema.to_ibug68(d2.points) / 256.0
-    assert float(align.nme(canon, align.TEMPLATE68)) < 0.08
+    assert float(geometry.nme(canon, align.TEMPLATE68)) < 0.08
 
 
 def test_heatmap_peaks_at_the_points() -> None:

@@ -39,7 +39,8 @@ class FaceWorldConfig:
     mapping_layers: int = 8  # depth of the mapping MLP
     layers_per_param: int = 3  # every parameter is spread over this many layers
     stats_samples: int = 65536  # samples for w_avg and the score whitening (4096 left action/identity correlations
-    #                             up to 0.07, enough to leak identity into CluDistiller directions: RESULTS.md)
+    #                             up to 0.07, enough to leak identity into CluDistiller directions: RESULTS.md,
+    #                             "FaceWorld's score whitening")
     cache_stats: bool = True  # keep the statistics in the user cache folder (computing them takes a few seconds)
     render_chunk: int = 2  # eager rendering in chunks of this many images (cache-friendly); 0 = whole batch at once
 
