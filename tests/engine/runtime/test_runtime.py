@@ -24,11 +24,6 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny() -> torch.nn.Module:
-    return build_stylegan2("tiny64", seed=1)
-
-
 def test_fast_synthesis_matches_generator(tiny) -> None:
     ws = random_ws(tiny, 2, seed=3)
     with torch.no_grad():

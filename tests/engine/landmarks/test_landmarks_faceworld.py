@@ -46,13 +46,6 @@ def _iod(kp: dict[str, np.ndarray]) -> np.ndarray:
     return np.linalg.norm(kp["iris_left"] - kp["iris_right"], axis=-1)
 
 
-@pytest.fixture(scope="module")
-def detector():
-    det = create_detector("mediapipe")
-    yield det
-    det.close()
-
-
 def test_detected_points_match_faceworld_ground_truth(faceworld, detector) -> None:
     z = torch.randn(6, faceworld.z_dim, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

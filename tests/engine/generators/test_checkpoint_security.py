@@ -185,7 +185,7 @@ def test_persistent_record_with_foreign_reconstructor_is_refused(tmp_path: Path)
 
 def test_loaders_never_unpickle_unrestricted() -> None:
     """Guard: no plain pickle.load(s) in the loaders, and every torch.load call passes weights_only=True."""
-    root = Path(__file__).resolve().parents[2] / "engine" / "generators"
+    root = Path(__file__).resolve().parents[3] / "engine" / "generators"
     for name in ("checkpoints.py", "_nvpickle.py"):
         text = (root / name).read_text()
         assert "pickle.load(" not in text and "pickle.loads(" not in text, name

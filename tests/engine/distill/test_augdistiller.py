@@ -19,7 +19,7 @@ import torch
 from engine.distill.augment import AugmentConfig, augment, measure_layer_radii, renorm_thresholds
 from engine.fan import FAN, FANConfig, canonical_points, fan_inputs, fan_loss
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_loss_matches_formula() -> None:
@@ -34,13 +34,6 @@ def test_loss_matches_formula() -> None:
     assert torch.allclose(fan_loss(pred2, target, 0.1, 8), fan_loss(pred, target, 0.1, 8))
     big = fan_loss(torch.full((1, 2, 3), 1e4), torch.zeros(1, 2, 3), 0.0)
     assert torch.isfinite(big) and abs(float(big) - 6 * (1e4 - math.log(2))) < 1.0
-
-
-@pytest.fixture(scope="module")
-def fw():
-    from engine.generators import load_generator
-
-    return load_generator("faceworld", resolution=96)
 
 
 def test_eye_directions_get_their_own_augmentation_range() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.evaluation.bench import build_stylegan2, make_backends
+from engine.evaluation.bench import make_backends
 from engine.runtime.export import ExportConfig, export_synthesis, psnr, random_ws
 from engine.runtime.quantize import (
     GRAPHS,
@@ -20,11 +20,6 @@ from engine.runtime.quantize import (
     select_nodes,
     subpixel_conv_transpose,
 )
-
-
-@pytest.fixture(scope="module")
-def tiny() -> torch.nn.Module:
-    return build_stylegan2("tiny64", seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,6 @@ from engine.latent.bank import load_directions
 
 
 @pytest.fixture(scope="module")
-def fw():
-    from engine.generators import load_generator
-
-    return load_generator("faceworld", resolution=96)
-
-
-@pytest.fixture(scope="module")
 def run(fw, tmp_path_factory):
     out = tmp_path_factory.mktemp("bank")
     sampling = SamplingConfig(samples=384, batch=64, seed=0)

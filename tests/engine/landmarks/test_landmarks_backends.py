@@ -12,11 +12,6 @@ from engine.landmarks.base import BackendUnavailable
 from engine.landmarks.geometry import nme
 
 
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return pytest.importorskip("skimage.data").astronaut()
-
-
 def _dlib_ready() -> bool:
     from engine.landmarks.dlib_backend import find_predictor
 

@@ -28,15 +28,6 @@ def fw256() -> FaceWorld:
     return load_generator("faceworld", resolution=256)
 
 
-@pytest.fixture(scope="module")
-def detector():
-    from engine.landmarks import create_detector
-
-    det = create_detector("mediapipe")
-    yield det
-    det.close()
-
-
 def _ws(fw: FaceWorld, n: int, seed: int = 0) -> torch.Tensor:
     with torch.no_grad():
         return fw.mapping(torch.randn(n, 512, generator=torch.Generator().manual_seed(seed)))

@@ -10,19 +10,6 @@ from engine.landmarks.geometry import nme
 
 
 @pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    skimage_data = pytest.importorskip("skimage.data")
-    return skimage_data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def detector():
-    det = create_detector("mediapipe")
-    yield det
-    det.close()
-
-
-@pytest.fixture(scope="module")
 def astro_det(detector, astronaut) -> Detection:
     return detector.detect(astronaut)
 
