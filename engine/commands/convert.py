@@ -26,6 +26,7 @@ def command(src: str, dst: str, verify: bool, seed: int) -> None:
     import torch
 
     from engine.generators.checkpoints import CheckpointError, describe, load_checkpoint, save_generator
+    from engine.latent.mapping import seed_z
 
     try:
         g = load_checkpoint(src)
@@ -46,7 +47,7 @@ def command(src: str, dst: str, verify: bool, seed: int) -> None:
     if not verify:
         return
     g2 = load_checkpoint(out)
-    z = torch.randn([1, g.z_dim], generator=torch.Generator().manual_seed(seed))
+    z = seed_z(g, [seed])
     c = torch.zeros([1, g.c_dim]) if g.c_dim else None
     with torch.no_grad():
         a = g.synthesis(g.mapping(z, c))

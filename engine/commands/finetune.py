@@ -39,10 +39,10 @@ def command(bundle_path: str | None, source: str, out_dir: str, steps: int, inve
     except BundleError as e:
         raise click.ClickException(str(e)) from e
     if source.startswith("seed:"):
-        import torch
+        from engine.latent.mapping import seed_z
 
         gen = bundle.generator("cpu")
-        z = torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(int(source[5:])))
+        z = seed_z(gen, [int(source[5:])])
         src = gen.mapping(z).detach()
     else:
         from engine.media import MediaError, load_image

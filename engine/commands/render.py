@@ -73,6 +73,7 @@ def command(generator_ref: str, seeds: str, psi: float, resolution: int, cols: i
     from tqdm import tqdm
 
     from engine.generators import FACEWORLD, GroundTruth, load_generator
+    from engine.latent.mapping import seed_z
     from engine.media import save_image, to_uint8
 
     seed_list = parse_seeds(seeds)
@@ -91,7 +92,7 @@ def command(generator_ref: str, seeds: str, psi: float, resolution: int, cols: i
     with torch.no_grad():
         for i in tqdm(range(0, len(seed_list), batch), desc="render", unit="batch", disable=len(seed_list) <= batch):
             chunk = seed_list[i : i + batch]
-            z = torch.cat([torch.randn(1, g.z_dim, generator=torch.Generator().manual_seed(s)) for s in chunk])
+            z = seed_z(g, chunk)
             c = torch.zeros(len(chunk), g.c_dim) if g.c_dim else None
             ws = g.mapping(z, c, truncation_psi=psi)
             images.append(to_uint8(g.synthesis(ws, noise_mode="const")))

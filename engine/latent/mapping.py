@@ -33,10 +33,16 @@ def shard_z(generator: Generator, seed: int, index: int, n: int) -> torch.Tensor
     return torch.randn(n, generator.z_dim, generator=g)
 
 
+def seed_z(generator: Generator, seeds: list[int]) -> torch.Tensor:
+    """z [len(seeds), z_dim]: row i drawn from ``torch.Generator().manual_seed(seeds[i])``, so one seed gives the same
+    face whatever batch it is rendered in (``d2a render``, ``seed:N`` sources, ``ws_from_seed``)."""
+    return torch.cat([torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
 def ws_from_seed(
     generator: Generator, seed: int, *, device: str | torch.device = "cpu", psi: float = 0.7
 ) -> torch.Tensor:
     """W+ code [1, num_ws, w_dim] of a seed: z ~ N(0, I) from ``torch.Generator().manual_seed(seed)``."""
-    z = torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+    z = seed_z(generator, [seed])
     with torch.no_grad():
         return generator.mapping(z.to(device), None, truncation_psi=psi).float()
