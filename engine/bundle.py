@@ -194,7 +194,7 @@ class Bundle:
             generator_ref=str(doc.get("generator_ref", "faceworld")),
             generator_kwargs=dict(doc.get("generator_kwargs") or {}),
             directions=directions,
-            directions_info=[Direction.from_dict(d) for d in doc.get("directions_info") or []],
+            directions_info=list(doc.get("directions_info") or []),  # records made in __post_init__
             fan=fan,
             fan_config=fan_config,
             landmark_points=None if points is None else np.asarray(points, dtype=np.int64),

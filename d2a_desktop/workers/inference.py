@@ -329,13 +329,8 @@ class InferenceWorker(Worker):
     ) -> None:
         # always one clock (monotonic) for the One-Euro filter, also for re-renders after a command
         t_filter = t_capture if t_capture is not None else time.monotonic()
-        drive = points
-        if points is not None and self._anim.config.mode == "absolute" and self._points_shape is not None:
-            from engine.animate.drive import rescale_driver
-
-            # as in `d2a animate`: absolute mode reads the driver's landmarks in the source's frame
-            drive = rescale_driver(points, self._points_shape, self._anim.source_image.shape)
-        out, anim_stages = self._anim.step_timed(drive, t_filter)
+        # the driver frame's size, as `d2a animate` gives it: absolute mode stretches the points onto the source
+        out, anim_stages = self._anim.step_timed(points, t_filter, frame_shape=self._points_shape)
         stages_ms = {**stages, **{k: float(v) for k, v in dict(anim_stages).items() if k != "total"}}
         stages_ms["total"] = sum(stages_ms.values())
         if t_capture is not None:

@@ -52,6 +52,7 @@ import numpy as np
 
 from engine.landmarks import schema
 from engine.landmarks.geometry import fit_similarity, interocular
+from engine.latent.bank import Direction
 from engine.latent.mapping import ws_from_seed
 from engine.media import to_uint8
 
@@ -180,6 +181,14 @@ def neutral_scores(frames: list[np.ndarray]) -> np.ndarray:
         yaw /= eye_iod
         scores.append(shape + 2.0 * mouth + roll + yaw)
     return np.asarray(scores)
+
+
+def rescale_driver(points: np.ndarray, driver_shape: tuple[int, ...], source_shape: tuple[int, ...]) -> np.ndarray:
+    """Driver landmarks [K, 2] px in a frame of ``driver_shape`` (H, W, ...) -> the same landmarks in a frame of
+    ``source_shape``. Absolute mode takes the driver's landmarks as the target in the source's frame (the paper's
+    aligned crops), so a driver frame of another size is first stretched onto the source image."""
+    h, w = source_shape[:2]
+    return points * np.array([w / driver_shape[1], h / driver_shape[0]], np.float32)
 
 
 # ----------------------------------------------------------------------------------------------- the animator
@@ -323,8 +332,6 @@ class Animator:
         from engine.latent.locality import REGION_PARTS
 
         v = self.directions[i]
-        from engine.latent.bank import Direction
-
         info = self.bundle.directions_info[i] if i < len(self.bundle.directions_info) else Direction()
         region = str(info.region)
         if (not self.config.localise_sliders or info.group != "expression" or region not in REGION_PARTS
@@ -508,21 +515,34 @@ class Animator:
         off = self._slider_offset()
         return ws if off is None else ws + off
 
-    def step(self, driver_points: np.ndarray | None, t: float | None = None) -> np.ndarray:
-        """One frame: driver landmarks [478, 2] px (or None when no face) -> uint8 [H, W, 3]."""
-        return self.step_timed(driver_points, t)[0]
+    def step(
+        self, driver_points: np.ndarray | None, t: float | None = None, *, frame_shape: tuple[int, ...] | None = None
+    ) -> np.ndarray:
+        """One frame: driver landmarks [478, 2] px (or None when no face) -> uint8 [H, W, 3].
 
-    def step_timed(self, driver_points: np.ndarray | None, t: float | None = None) -> tuple[np.ndarray, dict]:
+        ``frame_shape``: (H, W, ...) of the driver frame the points were detected on. In absolute mode the points are
+        then stretched from that frame onto the source image (``rescale_driver``) before anything else, so a driver
+        of any size drives the source's frame; without it they are taken as already in the source's pixels.
+        """
+        return self.step_timed(driver_points, t, frame_shape=frame_shape)[0]
+
+    def step_timed(
+        self, driver_points: np.ndarray | None, t: float | None = None, *, frame_shape: tuple[int, ...] | None = None
+    ) -> tuple[np.ndarray, dict]:
         """Like ``step`` and also the per-stage times in ms (align+heatmaps, fan, generator, convert, total)."""
-        frames, timings = self._step_frames(driver_points, t)
+        frames, timings = self._step_frames(driver_points, t, frame_shape)
         return frames[-1], timings
 
-    def step_frames(self, driver_points: np.ndarray | None, t: float | None = None) -> list[np.ndarray]:
+    def step_frames(
+        self, driver_points: np.ndarray | None, t: float | None = None, *, frame_shape: tuple[int, ...] | None = None
+    ) -> list[np.ndarray]:
         """Like ``step`` but returns ``config.interpolate`` in-between frames (dw interpolated from the previous
         step's dw) followed by the new frame."""
-        return self._step_frames(driver_points, t)[0]
+        return self._step_frames(driver_points, t, frame_shape)[0]
 
-    def _step_frames(self, driver_points: np.ndarray | None, t: float | None) -> tuple[list[np.ndarray], dict]:
+    def _step_frames(
+        self, driver_points: np.ndarray | None, t: float | None, frame_shape: tuple[int, ...] | None
+    ) -> tuple[list[np.ndarray], dict]:
         import torch
 
         t_start = time.perf_counter()
@@ -534,7 +554,10 @@ class Animator:
                 self.last_inbetweens = []
                 self.last_timings = {**zero, "total": (time.perf_counter() - t_start) * 1e3}
                 return [self.last_frame], self.last_timings
-            pts = self._smooth(_check_points(driver_points), t)
+            pts = _check_points(driver_points)
+            if frame_shape is not None and self.config.mode == "absolute":
+                pts = rescale_driver(pts, frame_shape, self.source_image.shape)
+            pts = self._smooth(pts, t)
             ta = time.perf_counter()
             target = self.target_points(pts)
             align_ms = (time.perf_counter() - ta) * 1e3

@@ -71,14 +71,6 @@ def load_sample_source(samples: Path) -> Any:
     return load_image(samples / "source.png")
 
 
-def rescale_driver(points: np.ndarray, driver_shape: tuple[int, ...], source_shape: tuple[int, ...]) -> np.ndarray:
-    """Driver landmarks [K, 2] px in a frame of ``driver_shape`` (H, W, ...) -> the same landmarks in a frame of
-    ``source_shape``. Absolute mode takes the driver's landmarks as the target in the source's frame (the paper's
-    aligned crops), so a driver frame of another size is first stretched onto the source image."""
-    h, w = source_shape[:2]
-    return points * np.array([w / driver_shape[1], h / driver_shape[0]], np.float32)
-
-
 def side_by_side(driver: Any, output: Any) -> Any:
     """Driver frame (resized to the output's height) | output frame -> one uint8 image."""
     import torch
@@ -126,9 +118,7 @@ def animate_video(
     bar = tqdm(total=total, desc="animate", unit="frame", disable=not show_progress)
 
     def emit(frame: Any, pts: Any) -> None:
-        if pts is not None and animator.config.mode == "absolute":
-            pts = rescale_driver(pts, frame.shape, animator.source_image.shape)
-        outs = animator.step_frames(pts, None)
+        outs = animator.step_frames(pts, None, frame_shape=frame.shape)
         stats.add(animator.last_timings)
         state["missing"] += pts is None
         for o in outs:

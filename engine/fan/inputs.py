@@ -94,5 +94,3 @@ def fan_inputs(
     hs = pixel_heatmaps(cs, config.heatmap_size, config.sigma)
     ht = pixel_heatmaps(ct, config.heatmap_size, config.sigma)
     return torch.cat([hs, ht], dim=1)
-
-
